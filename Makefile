@@ -1,0 +1,61 @@
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+.DEFAULT_GOAL := help
+
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+BIN      := bin
+GOBIN    := $(abspath $(BIN))/tools
+STATICCHECK_VERSION := v0.8.2
+CONFIG   ?= config/samples/registry.yaml
+
+##@ General
+.PHONY: help
+help: ## Show the targets
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Build
+.PHONY: build
+build: ## Build bin/registry-operator and bin/marathon-sim
+	go build -ldflags "$(LDFLAGS)" -o $(BIN)/registry-operator ./cmd/registry-operator
+	@if [ -d cmd/marathon-sim ]; then go build -o $(BIN)/marathon-sim ./cmd/marathon-sim; fi
+	@if [ -d cmd/testfleet ]; then go build -o $(BIN)/testfleet ./cmd/testfleet; fi
+
+.PHONY: run
+run: build ## Run the operator with CONFIG (default: the sample) on :9090
+	$(BIN)/registry-operator run --config $(CONFIG) --listen 127.0.0.1:9090
+
+.PHONY: plan
+plan: build ## Show what the operator would change for CONFIG
+	$(BIN)/registry-operator plan --config $(CONFIG)
+
+##@ Test
+.PHONY: deps
+deps: ## Install the Debian packages the tests use (root)
+	hack/install-deps.sh
+
+.PHONY: test
+test: ## Unit and integration tests (as root also the real-OpenSSH, registry and browser tests)
+	go vet ./...
+	go test -count=1 -timeout 30m ./...
+
+.PHONY: fuzz
+fuzz: ## Fuzz the config loader for 60s
+	go test ./api/v1alpha1 -run '^$$' -fuzz FuzzParse -fuzztime 60s
+
+.PHONY: lint
+lint: $(GOBIN)/staticcheck ## go vet, gofmt and staticcheck
+	go vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GOBIN)/staticcheck ./...
+
+$(GOBIN)/staticcheck:
+	GOBIN=$(GOBIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+.PHONY: check-alerts
+check-alerts: ## promtool check + test the Prometheus alert rules
+	hack/check-alerts.sh
+
+.PHONY: clean
+clean: ## Remove build output
+	rm -rf $(BIN)

@@ -1,0 +1,190 @@
+// Package config holds the spec in force and reloads it when its file
+// changes. A valid edit replaces the spec atomically; an invalid one is
+// reported and the last good spec stays in force, so nothing on the cluster
+// is touched because of it.
+package config
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/go-logr/logr"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/registry-operator/registry-operator/api/v1alpha1"
+	"github.com/registry-operator/registry-operator/internal/metrics"
+)
+
+// PollInterval is the safety net under fsnotify: some volume types and
+// editors produce no event we can see, and a valid edit must apply within 2s.
+const PollInterval = time.Second
+
+// Source is the spec in force.
+type Source struct {
+	path    string
+	metrics *metrics.Metrics
+	log     logr.Logger
+	now     func() time.Time
+
+	cur atomic.Pointer[v1alpha1.Registry]
+
+	mu       sync.Mutex
+	raw      []byte
+	loadedAt time.Time
+	lastErr  error
+}
+
+// Info describes the spec in force for the status page.
+type Info struct {
+	Path      string    `json:"path"`
+	LoadedAt  time.Time `json:"loadedAt"`
+	LastError string    `json:"lastError,omitempty"`
+	YAML      string    `json:"yaml"`
+}
+
+// Open loads path; the first load must succeed.
+func Open(path string, m *metrics.Metrics, log logr.Logger) (*Source, error) {
+	s := &Source{path: path, metrics: m, log: log, now: time.Now}
+	if _, err := s.Reload(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Registry returns the whole document in force. Never mutate it.
+func (s *Source) Registry() *v1alpha1.Registry { return s.cur.Load() }
+
+// Spec returns the spec in force. Never mutate it.
+func (s *Source) Spec() *v1alpha1.Spec { return &s.cur.Load().Spec }
+
+// Info returns what the status page shows about the config.
+func (s *Source) Info() Info {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := Info{Path: s.path, LoadedAt: s.loadedAt}
+	if s.lastErr != nil {
+		in.LastError = s.lastErr.Error()
+	}
+	if r := s.cur.Load(); r != nil {
+		if b, err := yaml.Marshal(r); err == nil {
+			in.YAML = string(b)
+		}
+	}
+	return in
+}
+
+// Reload reads the file again. It reports changed=true when a new valid
+// spec took effect; an unchanged file is a no-op.
+func (s *Source) Reload() (changed bool, err error) {
+	data, err := os.ReadFile(s.path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil && s.cur.Load() != nil && bytes.Equal(data, s.raw) {
+		if s.lastErr != nil { // a bad edit was reverted: the spec in force is the file again
+			s.lastErr = nil
+			s.metrics.ConfigReloadSuccessful.Set(1)
+		}
+		return false, nil
+	}
+	var r *v1alpha1.Registry
+	if err == nil {
+		r, err = v1alpha1.Parse(data)
+	}
+	if err != nil {
+		s.lastErr = err
+		s.metrics.ConfigReloadSuccessful.Set(0)
+		return false, err
+	}
+	s.raw, s.lastErr, s.loadedAt = data, nil, s.now()
+	s.cur.Store(r)
+	s.metrics.ConfigReloadSuccessful.Set(1)
+	s.metrics.ConfigReloadTimestamp.Set(float64(s.loadedAt.Unix()))
+	return true, nil
+}
+
+// Watch reloads on every change of the file until ctx is done, and calls
+// onChange after each valid change. It watches the file's directory (and a
+// symlink target's), which sees in-place writes, atomic renames and the
+// symlink swaps mounted volumes do.
+func (s *Source) Watch(ctx context.Context, onChange func()) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	dirs := map[string]bool{filepath.Dir(s.path): true}
+	if real, err := filepath.EvalSymlinks(s.path); err == nil {
+		dirs[filepath.Dir(real)] = true
+	}
+	for d := range dirs {
+		if err := w.Add(d); err != nil {
+			s.log.Info("cannot watch config directory, polling only", "dir", d, "err", err.Error())
+		}
+	}
+	tick := time.NewTicker(PollInterval)
+	defer tick.Stop()
+	var lastBad string
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err, ok := <-w.Errors:
+			if ok {
+				s.log.Info("config watch error, polling continues", "err", err.Error())
+			}
+			continue
+		case _, ok := <-w.Events:
+			if !ok {
+				return errors.New("config watcher closed")
+			}
+			// Let an editor finish writing; several events collapse into one reload.
+			time.Sleep(50 * time.Millisecond)
+			drain(w.Events)
+		case <-tick.C:
+		}
+		changed, err := s.Reload()
+		switch {
+		case err != nil:
+			if msg := err.Error(); msg != lastBad {
+				lastBad = msg
+				s.log.Error(err, "config reload rejected, keeping the last good spec", "path", s.path,
+					"errors", fieldErrors(err))
+			}
+		case changed:
+			lastBad = ""
+			s.log.Info("config reloaded", "path", s.path)
+			onChange()
+		default:
+			lastBad = ""
+		}
+	}
+}
+
+func drain(ch <-chan fsnotify.Event) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
+	}
+}
+
+func fieldErrors(err error) []string {
+	var fe v1alpha1.FieldErrors
+	if !errors.As(err, &fe) {
+		return []string{err.Error()}
+	}
+	out := make([]string, len(fe))
+	for i, e := range fe {
+		out[i] = e.String()
+	}
+	return out
+}

@@ -1,0 +1,196 @@
+// Package metrics defines every Prometheus series the operator exports. The
+// names and labels are a contract (alerts and dashboards depend on them), so
+// they live in one file. Loops set these as they observe; nothing here is
+// computed at scrape time.
+package metrics
+
+import (
+	"runtime"
+	"runtime/debug"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+const ns = "registry_operator"
+
+// Reconciler names: the values of the `reconciler` label.
+const (
+	Certificates = "certificates"
+	Discovery    = "discovery"
+	Trust        = "trust"
+	Conntrack    = "conntrack"
+	Placement    = "placement"
+	App          = "app"
+)
+
+// Reconcilers lists every reconciler, for initialising labelled series.
+var Reconcilers = []string{Certificates, Discovery, Trust, Conntrack, Placement, App}
+
+// Results of one reconcile.
+const (
+	ResultSuccess = "success"
+	ResultError   = "error"
+	ResultRequeue = "requeue"
+)
+
+// Node states for registry_operator_nodes.
+const (
+	NodeInSync      = "in_sync"
+	NodeOutOfSync   = "out_of_sync"
+	NodeUnreachable = "unreachable"
+)
+
+// Metrics holds every series on a dedicated registry.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	ReconcileTotal    *prometheus.CounterVec
+	ReconcileDuration *prometheus.HistogramVec
+	LastSuccess       *prometheus.GaugeVec
+
+	OutOfSync        *prometheus.GaugeVec
+	DriftCorrections *prometheus.CounterVec
+	Nodes            *prometheus.GaugeVec
+	HostKeyMismatch  *prometheus.CounterVec
+
+	CertExpiration *prometheus.GaugeVec
+	CertRenewal    *prometheus.GaugeVec
+	CertReady      *prometheus.GaugeVec
+
+	AppInstances  *prometheus.GaugeVec
+	ProbeSuccess  prometheus.Gauge
+	ProbeDuration prometheus.Gauge
+
+	ConfigReloadSuccessful prometheus.Gauge
+	ConfigReloadTimestamp  prometheus.Gauge
+
+	Leader prometheus.Gauge
+
+	SSHSessions      prometheus.Counter
+	MarathonRequests *prometheus.CounterVec
+}
+
+// BuildInfo is what registry_operator_build_info reports.
+type BuildInfo struct{ Version, Revision string }
+
+// New creates and registers every series and initialises each labelled
+// series that can exist, so absence means "operator down", not "no problem".
+func New(bi BuildInfo) *Metrics {
+	reg := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	m := &Metrics{Registry: reg}
+
+	m.ReconcileTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reconcile_total",
+		Help: "Reconciles by reconciler and result (success, error, requeue)."}, []string{"reconciler", "result"})
+	m.ReconcileDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "reconcile_duration_seconds",
+		Help:    "Time one reconcile of one key took.",
+		Buckets: []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}}, []string{"reconciler"})
+	m.LastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "last_success_timestamp_seconds",
+		Help: "Unix time of the reconciler's last successful reconcile."}, []string{"reconciler"})
+	m.OutOfSync = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "out_of_sync",
+		Help: "1 while the target differs from the spec after the reconciler's last attempt."}, []string{"reconciler", "target"})
+	m.DriftCorrections = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "drift_corrections_total",
+		Help: "Repairs of something that had been in sync: drift that keeps coming back shows here."}, []string{"reconciler"})
+	m.Nodes = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "nodes",
+		Help: "Agents by state (in_sync, out_of_sync, unreachable)."}, []string{"state"})
+	m.HostKeyMismatch = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "ssh_host_key_mismatch_total",
+		Help: "SSH connections refused because the host key did not match known_hosts (a security event)."}, []string{"target"})
+	m.CertExpiration = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "certificate_expiration_timestamp_seconds",
+		Help: "Unix time the certificate expires (NotAfter)."}, []string{"cert"})
+	m.CertRenewal = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "certificate_renewal_timestamp_seconds",
+		Help: "Unix time the operator will renew the certificate."}, []string{"cert"})
+	m.CertReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "certificate_ready",
+		Help: "1 when the certificate is valid and in use, 0 otherwise."}, []string{"cert"})
+	m.AppInstances = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "app_instances",
+		Help: "Instances of a Marathon app the operator owns, by state (desired, running, healthy)."}, []string{"app", "state"})
+	m.ProbeSuccess = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "registry_probe_success",
+		Help: "1 when the last TLS probe of the registry verified the chain, SANs and serial and got an answer from /v2/."})
+	m.ProbeDuration = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "registry_probe_duration_seconds",
+		Help: "Duration of the last TLS probe of the registry."})
+	m.ConfigReloadSuccessful = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "config_last_reload_successful",
+		Help: "1 when the last attempt to load the config file succeeded."})
+	m.ConfigReloadTimestamp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "config_last_reload_success_timestamp_seconds",
+		Help: "Unix time of the last successful config load."})
+	m.Leader = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "leader",
+		Help: "1 on the instance that reconciles, 0 on followers."})
+	m.SSHSessions = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "ssh_sessions_total",
+		Help: "SSH sessions opened on nodes (exec or sftp subsystem)."})
+	m.MarathonRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "marathon_requests_total",
+		Help: "HTTP requests sent to Marathon, by method."}, []string{"method"})
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
+		Help: "Build information; always 1."}, []string{"version", "revision", "goversion"})
+
+	for _, c := range []prometheus.Collector{m.ReconcileTotal, m.ReconcileDuration, m.LastSuccess, m.OutOfSync,
+		m.DriftCorrections, m.Nodes, m.HostKeyMismatch, m.CertExpiration, m.CertRenewal, m.CertReady, m.AppInstances,
+		m.ProbeSuccess, m.ProbeDuration, m.ConfigReloadSuccessful, m.ConfigReloadTimestamp, m.Leader,
+		m.SSHSessions, m.MarathonRequests, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		f(c)
+	}
+
+	rev := bi.Revision
+	if rev == "" {
+		rev = vcsRevision()
+	}
+	build.WithLabelValues(bi.Version, rev, runtime.Version()).Set(1)
+	for _, r := range Reconcilers {
+		for _, res := range []string{ResultSuccess, ResultError, ResultRequeue} {
+			m.ReconcileTotal.WithLabelValues(r, res)
+		}
+		m.ReconcileDuration.WithLabelValues(r)
+		m.LastSuccess.WithLabelValues(r)
+		m.DriftCorrections.WithLabelValues(r)
+	}
+	for _, s := range []string{NodeInSync, NodeOutOfSync, NodeUnreachable} {
+		m.Nodes.WithLabelValues(s)
+	}
+	for _, c := range []string{"ca", "server"} {
+		m.CertExpiration.WithLabelValues(c)
+		m.CertRenewal.WithLabelValues(c)
+		m.CertReady.WithLabelValues(c)
+	}
+	for _, meth := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+		m.MarathonRequests.WithLabelValues(meth)
+	}
+	return m
+}
+
+// InitApp creates the app_instances series of an app the spec names.
+func (m *Metrics) InitApp(id string) {
+	for _, s := range []string{"desired", "running", "healthy"} {
+		m.AppInstances.WithLabelValues(id, s)
+	}
+}
+
+// ForgetApp deletes the series of an app the spec no longer names.
+func (m *Metrics) ForgetApp(id string) {
+	m.AppInstances.DeletePartialMatch(prometheus.Labels{"app": id})
+	m.OutOfSync.DeletePartialMatch(prometheus.Labels{"target": id})
+}
+
+// ForgetTarget deletes every per-target series of a node that left.
+func (m *Metrics) ForgetTarget(target string) {
+	m.OutOfSync.DeletePartialMatch(prometheus.Labels{"target": target})
+	m.HostKeyMismatch.DeletePartialMatch(prometheus.Labels{"target": target})
+}
+
+// SetOutOfSync records whether target differs from the spec for reconciler.
+func (m *Metrics) SetOutOfSync(reconciler, target string, out bool) {
+	v := 0.0
+	if out {
+		v = 1
+	}
+	m.OutOfSync.WithLabelValues(reconciler, target).Set(v)
+}
+
+func vcsRevision() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}

@@ -1,0 +1,15 @@
+package operator
+
+import (
+	"net/http"
+
+	"github.com/registry-operator/registry-operator/internal/manager"
+)
+
+// setupReconcilers registers every reconciler with the manager and returns
+// functions that release what they hold.
+func setupReconcilers(m *manager.Manager, d Deps) ([]func(), error) {
+	return nil, nil
+}
+
+func mountStatus(mux *http.ServeMux, o *Operator) {}

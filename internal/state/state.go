@@ -1,0 +1,371 @@
+// Package state is the operator's in-memory picture of the cluster. Each
+// reconciler owns one slice and is its only writer; the others, the metrics
+// collector and the status page only read. Readers get copies, so nothing a
+// reader holds changes under it.
+package state
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Topics name the slices whose change other reconcilers react to.
+const (
+	TopicPKI   = "pki"   // trust bundle or server certificate changed
+	TopicNodes = "nodes" // a node observation changed
+	TopicApp   = "app"   // an app's observed state changed
+)
+
+// CertInfo describes one certificate for status and metrics.
+type CertInfo struct {
+	Subject      string    `json:"subject"`
+	Issuer       string    `json:"issuer"`
+	Serial       string    `json:"serial"`
+	NotBefore    time.Time `json:"notBefore"`
+	NotAfter     time.Time `json:"notAfter"`
+	RenewalTime  time.Time `json:"renewalTime"`
+	SHA256       string    `json:"sha256"`
+	DNSNames     []string  `json:"dnsNames,omitempty"`
+	IPAddresses  []string  `json:"ipAddresses,omitempty"`
+	SubjectKeyID string    `json:"subjectKeyId,omitempty"`
+}
+
+// PKI is the certificate reconciler's slice.
+type PKI struct {
+	Ready  bool   `json:"ready"`
+	Reason string `json:"reason,omitempty"`
+	Mode   string `json:"mode"`
+	// Bundle is trust-bundle.crt: every CA that nodes must trust right now.
+	Bundle     []byte `json:"-"`
+	BundleHash string `json:"bundleHash"`
+	// ServerChain is tls.crt (server certificate followed by the CA);
+	// ServerKey is tls.key. The key never appears in JSON or logs.
+	ServerChain []byte `json:"-"`
+	ServerKey   []byte `json:"-"`
+	// ServerHash is the sha256 of ServerChain: placement compares by it.
+	ServerHash string     `json:"serverHash"`
+	Server     CertInfo   `json:"server"`
+	CAs        []CertInfo `json:"cas"`
+	// Rotation names the CA rotation phase, "" when none is under way.
+	Rotation string `json:"rotation,omitempty"`
+	// Generation increases each time the served certificate changes; the
+	// app reconciler restarts the registry when it sees a new one.
+	Generation int64 `json:"generation"`
+	// Pending lists what the reconciler would issue or renew, and why.
+	Pending []string `json:"pending,omitempty"`
+}
+
+// Concern is one reconciler's view of one node.
+type Concern struct {
+	InSync bool   `json:"inSync"`
+	Detail string `json:"detail,omitempty"`
+	Error  string `json:"error,omitempty"`
+	// Changes lists what the reconciler changed, or in report mode would
+	// change, on its last pass ("create /etc/x (sha256 ab12..)", "sysctl 0 -> 1").
+	Changes []string `json:"changes,omitempty"`
+	// Hash is what the node carries (bundle hash for trust, chain hash for
+	// placement), so the certificate reconciler can tell when a new bundle
+	// has reached every node.
+	Hash    string    `json:"hash,omitempty"`
+	Checked time.Time `json:"checked"`
+}
+
+// Node is one agent as the node reconcilers last saw it.
+type Node struct {
+	Address     string             `json:"address"`
+	Hostname    string             `json:"hostname,omitempty"`
+	Source      string             `json:"source"` // mesos | static
+	Reachable   bool               `json:"reachable"`
+	LastContact time.Time          `json:"lastContact"`
+	LastError   string             `json:"lastError,omitempty"`
+	Concerns    map[string]Concern `json:"concerns"`
+}
+
+// App is the app reconciler's slice for one Marathon app.
+type App struct {
+	ID        string    `json:"id"`
+	Exists    bool      `json:"exists"`
+	InSync    bool      `json:"inSync"`
+	Desired   int       `json:"desired"`
+	Running   int       `json:"running"`
+	Healthy   int       `json:"healthy"`
+	Version   string    `json:"version,omitempty"`
+	Hosts     []string  `json:"hosts,omitempty"`
+	Diff      []string  `json:"diff,omitempty"`
+	LastError string    `json:"lastError,omitempty"`
+	Checked   time.Time `json:"checked"`
+	// ServedSerial is the certificate serial the TLS probe last saw.
+	ServedSerial string `json:"servedSerial,omitempty"`
+	// RestartedForGeneration is the PKI generation the registry was last
+	// restarted for.
+	RestartedForGeneration int64 `json:"restartedForGeneration"`
+}
+
+// Probe is the last TLS probe of the registry.
+type Probe struct {
+	Success  bool          `json:"success"`
+	Duration time.Duration `json:"duration"`
+	Error    string        `json:"error,omitempty"`
+	Serial   string        `json:"serial,omitempty"`
+	Checked  time.Time     `json:"checked"`
+}
+
+// ReconcilerStatus is the manager's record of one reconciler.
+type ReconcilerStatus struct {
+	Name        string    `json:"name"`
+	Enabled     bool      `json:"enabled"`
+	LastResult  string    `json:"lastResult,omitempty"` // success | error | requeue
+	LastError   string    `json:"lastError,omitempty"`
+	LastRun     time.Time `json:"lastRun"`
+	LastSuccess time.Time `json:"lastSuccess"`
+}
+
+// Store holds every slice. The zero value is not usable; call New.
+type Store struct {
+	mu          sync.RWMutex
+	pki         PKI
+	nodes       map[string]Node
+	apps        map[string]App
+	probe       Probe
+	reconcilers map[string]ReconcilerStatus
+	listeners   map[string][]func()
+}
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{
+		nodes:       map[string]Node{},
+		apps:        map[string]App{},
+		reconcilers: map[string]ReconcilerStatus{},
+		listeners:   map[string][]func(){},
+	}
+}
+
+// OnChange registers fn to run (outside the lock) after topic changes.
+// Listeners must not block: they enqueue work and return.
+func (s *Store) OnChange(topic string, fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.listeners[topic] = append(s.listeners[topic], fn)
+}
+
+func (s *Store) notify(topic string) {
+	s.mu.RLock()
+	fns := slices.Clone(s.listeners[topic])
+	s.mu.RUnlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// PKI returns a copy of the certificate slice.
+func (s *Store) PKI() PKI {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	p := s.pki
+	p.CAs = slices.Clone(p.CAs)
+	return p
+}
+
+// SetPKI replaces the certificate slice and notifies TopicPKI listeners when
+// the bundle or the served certificate changed.
+func (s *Store) SetPKI(p PKI) {
+	s.mu.Lock()
+	changed := p.BundleHash != s.pki.BundleHash || p.ServerHash != s.pki.ServerHash || p.Ready != s.pki.Ready
+	s.pki = p
+	s.mu.Unlock()
+	if changed {
+		s.notify(TopicPKI)
+	}
+}
+
+// Nodes returns copies of every node, sorted by address.
+func (s *Store) Nodes() []Node {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]Node, 0, len(s.nodes))
+	for _, n := range s.nodes {
+		n.Concerns = maps.Clone(n.Concerns)
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b Node) int { return compare(a.Address, b.Address) })
+	return out
+}
+
+// Node returns one node.
+func (s *Store) Node(addr string) (Node, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n, ok := s.nodes[addr]
+	n.Concerns = maps.Clone(n.Concerns)
+	return n, ok
+}
+
+// SetFleet makes the known fleet exactly nodes (discovery owns membership):
+// new nodes are added, vanished ones removed, known ones keep their concerns.
+// It returns the addresses removed so their metric series can be deleted.
+func (s *Store) SetFleet(nodes []Node) (removed []string) {
+	s.mu.Lock()
+	keep := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		keep[n.Address] = true
+		old, ok := s.nodes[n.Address]
+		if ok {
+			old.Hostname, old.Source = n.Hostname, n.Source
+			s.nodes[n.Address] = old
+			continue
+		}
+		if n.Concerns == nil {
+			n.Concerns = map[string]Concern{}
+		}
+		s.nodes[n.Address] = n
+	}
+	for addr := range s.nodes {
+		if !keep[addr] {
+			delete(s.nodes, addr)
+			removed = append(removed, addr)
+		}
+	}
+	s.mu.Unlock()
+	slices.Sort(removed)
+	s.notify(TopicNodes)
+	return removed
+}
+
+// SetContact records whether a node answered, and the error if not.
+func (s *Store) SetContact(addr string, reachable bool, at time.Time, errText string) {
+	s.mu.Lock()
+	n, ok := s.nodes[addr]
+	if !ok {
+		s.mu.Unlock()
+		return // node left the fleet meanwhile: do not resurrect it
+	}
+	n.Reachable, n.LastError = reachable, errText
+	if reachable {
+		n.LastContact = at
+	}
+	s.nodes[addr] = n
+	s.mu.Unlock()
+}
+
+// SetConcern records one reconciler's view of one node.
+func (s *Store) SetConcern(addr, reconciler string, c Concern) {
+	s.mu.Lock()
+	n, ok := s.nodes[addr]
+	if !ok {
+		s.mu.Unlock()
+		return
+	}
+	prev := n.Concerns[reconciler]
+	n.Concerns = maps.Clone(n.Concerns)
+	if n.Concerns == nil {
+		n.Concerns = map[string]Concern{}
+	}
+	n.Concerns[reconciler] = c
+	s.nodes[addr] = n
+	changed := prev.Hash != c.Hash || prev.InSync != c.InSync
+	s.mu.Unlock()
+	if changed {
+		s.notify(TopicNodes)
+	}
+}
+
+// NodesCarry reports whether every reachable-or-not node in the fleet has
+// reported Hash == hash for reconciler; missing lists those that have not.
+// An empty fleet carries everything.
+func (s *Store) NodesCarry(reconciler, hash string) (all bool, missing []string) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for addr, n := range s.nodes {
+		if n.Concerns[reconciler].Hash != hash {
+			missing = append(missing, addr)
+		}
+	}
+	slices.Sort(missing)
+	return len(missing) == 0, missing
+}
+
+// Apps returns copies of every app, sorted by id.
+func (s *Store) Apps() []App {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := slices.Collect(maps.Values(s.apps))
+	slices.SortFunc(out, func(a, b App) int { return compare(a.ID, b.ID) })
+	return out
+}
+
+// App returns one app.
+func (s *Store) App(id string) (App, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a, ok := s.apps[id]
+	return a, ok
+}
+
+// SetApp records an app's observed state.
+func (s *Store) SetApp(a App) {
+	s.mu.Lock()
+	s.apps[a.ID] = a
+	s.mu.Unlock()
+	s.notify(TopicApp)
+}
+
+// RemoveApp forgets an app the spec no longer names.
+func (s *Store) RemoveApp(id string) {
+	s.mu.Lock()
+	delete(s.apps, id)
+	s.mu.Unlock()
+}
+
+// Probe returns the last registry probe.
+func (s *Store) Probe() Probe {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.probe
+}
+
+// SetProbe records a registry probe.
+func (s *Store) SetProbe(p Probe) {
+	s.mu.Lock()
+	s.probe = p
+	s.mu.Unlock()
+}
+
+// Reconcilers returns the manager's records, sorted by name.
+func (s *Store) Reconcilers() []ReconcilerStatus {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := slices.Collect(maps.Values(s.reconcilers))
+	slices.SortFunc(out, func(a, b ReconcilerStatus) int { return compare(a.Name, b.Name) })
+	return out
+}
+
+// UpdateReconciler applies fn to a reconciler's record.
+func (s *Store) UpdateReconciler(name string, fn func(*ReconcilerStatus)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.reconcilers[name]
+	r.Name = name
+	fn(&r)
+	s.reconcilers[name] = r
+}
+
+// Hash is the hex sha256 used for every content comparison in the operator.
+func Hash(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
