@@ -44,6 +44,13 @@ type Operator struct {
 	mgr     *manager.Manager
 	closers []func()
 	ready   atomic.Bool
+	leader  leaderView // nil without leader election
+}
+
+// leaderView is what the status page needs from the elector.
+type leaderView interface {
+	IsLeader() bool
+	LeaderName() string
 }
 
 // New loads the config and builds every part; nothing runs yet.

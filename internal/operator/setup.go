@@ -1,8 +1,6 @@
 package operator
 
 import (
-	"net/http"
-
 	"github.com/registry-operator/registry-operator/internal/manager"
 )
 
@@ -11,5 +9,3 @@ import (
 func setupReconcilers(m *manager.Manager, d Deps) ([]func(), error) {
 	return nil, nil
 }
-
-func mountStatus(mux *http.ServeMux, o *Operator) {}
