@@ -16,10 +16,10 @@ help: ## Show the targets
 
 ##@ Build
 .PHONY: build
-build: ## Build bin/registry-operator and bin/marathon-sim
+build: ## Build bin/registry-operator, bin/marathon-sim and bin/testfleet
 	go build -ldflags "$(LDFLAGS)" -o $(BIN)/registry-operator ./cmd/registry-operator
-	@if [ -d cmd/marathon-sim ]; then go build -o $(BIN)/marathon-sim ./cmd/marathon-sim; fi
-	@if [ -d cmd/testfleet ]; then go build -o $(BIN)/testfleet ./cmd/testfleet; fi
+	go build -o $(BIN)/marathon-sim ./cmd/marathon-sim
+	go build -o $(BIN)/testfleet ./hack/cmd/testfleet
 
 .PHONY: run
 run: build ## Run the operator with CONFIG (default: the sample) on :9090

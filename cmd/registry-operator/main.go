@@ -148,8 +148,12 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	err := operator.Plan(ctx, operator.Options{ConfigPath: c.config, Timeout: *timeout, Version: version,
-		Log: logger(stderr, c.verbosity-1)}, stdout)
+	// The plan itself reports every error; logs only with -v.
+	log := logr.Discard()
+	if c.verbosity > 0 {
+		log = logger(stderr, c.verbosity-1)
+	}
+	err := operator.Plan(ctx, operator.Options{ConfigPath: c.config, Timeout: *timeout, Version: version, Log: log}, stdout)
 	switch {
 	case err == nil:
 		return 0

@@ -337,6 +337,9 @@ func (m *Manager) processNext(work context.Context, c *controller) bool {
 	default:
 		c.queue.Forget(key)
 		m.onceDone(name, key, gen, nil)
+		if res.ResyncAfter > 0 && m.tracker() == nil {
+			c.queue.AddAfter(key, res.ResyncAfter)
+		}
 	}
 	mt.ReconcileTotal.WithLabelValues(name, result).Inc()
 	if err == nil {

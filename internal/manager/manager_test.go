@@ -405,3 +405,29 @@ func TestRunOnceDeadline(t *testing.T) {
 		}
 	})
 }
+
+func TestResyncAfterSchedulesButCountsAsDone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, time.Hour)
+		r := &recorder{fn: func(ctx context.Context, key string, n int) (Result, error) {
+			return Result{ResyncAfter: 10 * time.Second}, nil // the next renewal check
+		}}
+		h.m.Add(Options{Name: metrics.Certificates, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"tls"} }})
+		out, err := h.m.RunOnce(t.Context())
+		if err != nil || len(out) != 1 || out[0].Err != nil {
+			t.Fatalf("once: a scheduled next check is converged: %+v %v", out, err)
+		}
+		if n := len(r.times("tls")); n != 1 {
+			t.Fatalf("once ran the key %d times", n)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		go h.m.Run(ctx)
+		time.Sleep(35 * time.Second)
+		cancel()
+		synctest.Wait()
+		ts := r.times("tls")
+		if len(ts) != 5 || ts[2].Sub(ts[1]) != 10*time.Second {
+			t.Errorf("run: want the key at 0, 10, 20, 30s after start, got %d calls", len(ts)-1)
+		}
+	})
+}

@@ -18,8 +18,14 @@ type Reconciler interface {
 }
 
 // Result is what a successful Reconcile asks of the manager.
+//
+// RequeueAfter means "not done yet, look again after this": a deployment in
+// progress, a rotation waiting for nodes. `run --once` waits for such keys.
+// ResyncAfter means "done; the next check is due after this" (a renewal
+// time): `run --once` counts the key as converged, `run` schedules it.
 type Result struct {
 	RequeueAfter time.Duration
+	ResyncAfter  time.Duration
 }
 
 // Func adapts a function to a Reconciler.

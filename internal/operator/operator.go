@@ -18,6 +18,7 @@ import (
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/config"
+	"github.com/registry-operator/registry-operator/internal/leader"
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/metrics"
 	"github.com/registry-operator/registry-operator/internal/state"
@@ -32,6 +33,7 @@ type Options struct {
 	Grace      time.Duration // bounds the drain on SIGTERM
 	Version    string
 	Log        logr.Logger
+	Plan       bool // report-mode pass for `plan`: no election, nothing written
 }
 
 // Operator is one running instance.
@@ -45,12 +47,14 @@ type Operator struct {
 	closers []func()
 	ready   atomic.Bool
 	leader  leaderView // nil without leader election
+	elector *leader.Elector
+	runners []func(context.Context)
 }
 
 // leaderView is what the status page needs from the elector.
 type leaderView interface {
 	IsLeader() bool
-	LeaderName() string
+	Leader() leader.Identity
 }
 
 // New loads the config and builds every part; nothing runs yet.
@@ -68,16 +72,38 @@ func build(opts Options, src *config.Source, spec func() *v1alpha1.Spec, m *metr
 	o.mgr = manager.New(manager.Config{
 		Spec: spec, Store: o.store, Metrics: m, Log: opts.Log.WithName("manager"),
 		Clock: clock.RealClock{}, GracePeriod: opts.Grace,
+		OnceAttempts: onceAttempts(opts),
 	})
-	closers, err := setupReconcilers(o.mgr, Deps{
+	d := Deps{
 		Spec: spec, Store: o.store, Metrics: m, Log: opts.Log, Clock: clock.RealClock{},
 		Registry: func() *v1alpha1.Registry { return src.Registry() },
-	})
+	}
+	if le := spec().LeaderElection; le != nil && !opts.Plan {
+		el, err := newElector(le, opts, m)
+		if err != nil {
+			return nil, err
+		}
+		o.elector, o.leader = el, el
+		o.closers = append(o.closers, el.Close)
+		d.Elector = el
+	}
+	w, err := setupReconcilers(o.mgr, d)
 	if err != nil {
+		o.Close()
 		return nil, err
 	}
-	o.closers = closers
+	o.closers = append(o.closers, w.closers...)
+	o.runners = w.runners
 	return o, nil
+}
+
+// onceAttempts: a plan reports a failing check at once; a once-pass
+// retries it a little, as transient SSH or Marathon errors are common.
+func onceAttempts(opts Options) int {
+	if opts.Plan {
+		return 1
+	}
+	return 3
 }
 
 // Deps is what every reconciler constructor may use.
@@ -88,6 +114,8 @@ type Deps struct {
 	Metrics  *metrics.Metrics
 	Log      logr.Logger
 	Clock    clock.WithTicker
+	// Elector is set with leader election; the PKI may then live in ZooKeeper.
+	Elector *leader.Elector
 }
 
 // Close releases connections the reconcilers hold.
@@ -120,9 +148,11 @@ func (o *Operator) Run(ctx context.Context) error {
 		}()
 		o.opts.Log.Info("serving", "addr", ln.Addr().String(), "endpoints", "/ /api/status /metrics /healthz /readyz")
 	}
-	o.metrics.Leader.Set(1)
+	if o.elector == nil {
+		o.metrics.Leader.Set(1)
+	}
 	if o.opts.Once {
-		return o.runOnce(ctx)
+		return o.lead(ctx, o.runOnce)
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -133,7 +163,7 @@ func (o *Operator) Run(ctx context.Context) error {
 	}()
 	o.ready.Store(true)
 	errc := make(chan error, 1)
-	go func() { errc <- o.mgr.Run(wctx) }()
+	go func() { errc <- o.lead(wctx, o.reconcile) }()
 	select {
 	case err := <-srvErr:
 		cancel()
@@ -142,6 +172,37 @@ func (o *Operator) Run(ctx context.Context) error {
 	case err := <-errc:
 		return err
 	}
+}
+
+// lead runs fn while this instance leads: at once without leader election,
+// otherwise for each term won (fenced the moment the term is in doubt).
+func (o *Operator) lead(ctx context.Context, fn func(context.Context) error) error {
+	if o.elector == nil {
+		return fn(ctx)
+	}
+	var result error
+	done := errors.New("pass finished")
+	err := o.elector.Run(ctx, func(tctx context.Context) error {
+		if err := fn(tctx); o.opts.Once && tctx.Err() == nil {
+			result = err
+			return done // one pass under the lock, then hand over
+		}
+		return nil
+	}, o.mgr.Fence)
+	if errors.Is(err, done) {
+		return result
+	}
+	return err
+}
+
+// reconcile runs the manager and the event watchers until ctx is done.
+func (o *Operator) reconcile(ctx context.Context) error {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, r := range o.runners {
+		go r(rctx)
+	}
+	return o.mgr.Run(ctx)
 }
 
 func (o *Operator) runOnce(ctx context.Context) error {
@@ -208,6 +269,10 @@ func (o *Operator) Handler() http.Handler {
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !o.ready.Load() {
 			http.Error(w, "not ready: reconcilers not started", http.StatusServiceUnavailable)
+			return
+		}
+		if o.elector != nil && !o.elector.Ready() {
+			http.Error(w, "not ready: "+o.elector.Reason(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")

@@ -25,6 +25,7 @@ func Plan(ctx context.Context, opts Options, w io.Writer) error {
 	// what a report-mode pass detects.
 	reg := *src.Registry()
 	reg.Spec.Reconcile.Mode = v1alpha1.ModeReport
+	opts.Plan = true
 	o, err := build(opts, src, func() *v1alpha1.Spec { return &reg.Spec }, m)
 	if err != nil {
 		return err

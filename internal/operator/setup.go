@@ -1,11 +1,102 @@
 package operator
 
 import (
+	"context"
+	"time"
+
+	"github.com/registry-operator/registry-operator/api/v1alpha1"
+	"github.com/registry-operator/registry-operator/controllers"
+	"github.com/registry-operator/registry-operator/internal/leader"
 	"github.com/registry-operator/registry-operator/internal/manager"
+	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/nodes"
+	"github.com/registry-operator/registry-operator/internal/pki"
+	"github.com/registry-operator/registry-operator/internal/state"
 )
 
-// setupReconcilers registers every reconciler with the manager and returns
-// functions that release what they hold.
-func setupReconcilers(m *manager.Manager, d Deps) ([]func(), error) {
-	return nil, nil
+// wiring is what setupReconcilers hands back: things to close at exit and
+// background loops (event streams) that run while this instance leads.
+type wiring struct {
+	closers []func()
+	runners []func(context.Context)
+}
+
+// setupReconcilers registers every reconciler with the manager. The whole
+// data flow between reconcilers is visible here: who enqueues whom.
+func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
+	var w wiring
+
+	var certOpts []controllers.CertificatesOption
+	if d.Elector != nil && d.Spec().LeaderElection.StateStore == v1alpha1.StateStoreZooKeeper {
+		store := leader.NewPKIStore(d.Elector)
+		certOpts = append(certOpts, controllers.WithPKIStore(func(*v1alpha1.Spec) pki.Store { return store }))
+	}
+	certs := controllers.NewCertificates(d.Spec, d.Store, d.Metrics, d.Clock, d.Log.WithName(metrics.Certificates), certOpts...)
+	m.Add(manager.Options{Name: metrics.Certificates, Reconciler: certs,
+		Enabled: (*v1alpha1.Spec).TLSEnabled,
+		Resync:  func(*v1alpha1.Spec) []string { return []string{controllers.CertificatesKey} }})
+
+	// Nodes: discovery lists the agents and enqueues each one's key for the
+	// three node reconcilers, which share one SSH client (and one SFTP
+	// session) per node through the executor.
+	exec := nodes.NewExecutor(d.Metrics, d.Clock, d.Log.WithName("ssh"))
+	w.closers = append(w.closers, exec.Close)
+	disc := controllers.NewDiscovery(d.Spec, d.Store, d.Metrics, d.Clock, d.Log.WithName(metrics.Discovery),
+		controllers.NewMesosLister(), exec, m.Enqueue)
+	m.Add(manager.Options{Name: metrics.Discovery, Reconciler: disc,
+		Enabled: (*v1alpha1.Spec).NodesEnabled, Resync: controllers.DiscoveryResync})
+	nd := controllers.NodeDeps{Spec: d.Spec, Store: d.Store, Metrics: d.Metrics, Clock: d.Clock, Exec: exec}
+	// The executor bounds SSH sessions; workers only need not be fewer.
+	workers := v1alpha1.DefaultSSHConcurrency
+	if n := d.Spec().Nodes; n != nil {
+		workers = n.SSH.Concurrency
+	}
+	for _, r := range []struct {
+		name    string
+		rec     manager.Reconciler
+		enabled func(*v1alpha1.Spec) bool
+	}{
+		{metrics.Trust, controllers.NewTrust(withLog(nd, d, metrics.Trust)), (*v1alpha1.Spec).TrustEnabled},
+		{metrics.Conntrack, controllers.NewConntrack(withLog(nd, d, metrics.Conntrack)), (*v1alpha1.Spec).ConntrackEnabled},
+		{metrics.Placement, controllers.NewPlacement(withLog(nd, d, metrics.Placement)), (*v1alpha1.Spec).PlacementEnabled},
+	} {
+		m.Add(manager.Options{Name: r.name, Reconciler: r.rec, Enabled: r.enabled, MaxConcurrent: workers,
+			BaseBackoff: 2 * time.Second, MaxBackoff: 5 * time.Minute})
+	}
+
+	name := "registry"
+	if r := d.Registry(); r != nil {
+		name = r.Metadata.Name
+	}
+	app := controllers.NewApp(d.Spec, d.Store, d.Metrics, d.Clock, d.Log, controllers.AppOptions{Owner: name})
+	m.Add(manager.Options{Name: metrics.App, Reconciler: app, MaxConcurrent: 2,
+		Enabled: func(s *v1alpha1.Spec) bool { return s.AppEnabled() || s.UIEnabled() },
+		Resync:  controllers.AppKeys})
+	w.runners = append(w.runners, func(ctx context.Context) {
+		enqueue := func(key string) { m.Enqueue(metrics.App, key) }
+		if err := app.Watch(ctx, enqueue); err != nil && ctx.Err() == nil {
+			d.Log.Error(err, "marathon event stream stopped; the periodic resync continues")
+		}
+	})
+
+	// A new trust bundle or server certificate must reach the nodes and the
+	// registry at once, not at the next resync; a waiting CA rotation moves
+	// as soon as nodes or the app report progress.
+	enqueueApps := func() {
+		for _, k := range controllers.AppKeys(d.Spec()) {
+			m.Enqueue(metrics.App, k)
+		}
+	}
+	d.Store.OnChange(state.TopicPKI, enqueueApps)
+	d.Store.OnChange(state.TopicPKI, func() { m.Enqueue(metrics.Discovery, controllers.FleetKey) })
+	wake := func() { m.Enqueue(metrics.Certificates, controllers.CertificatesKey) }
+	d.Store.OnChange(state.TopicNodes, wake)
+	d.Store.OnChange(state.TopicApp, wake)
+
+	return w, nil
+}
+
+func withLog(nd controllers.NodeDeps, d Deps, name string) controllers.NodeDeps {
+	nd.Log = d.Log.WithName(name)
+	return nd
 }

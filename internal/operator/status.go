@@ -21,7 +21,7 @@ func (o *Operator) configInfo() status.ConfigInfo {
 	}
 	if o.leader != nil {
 		ci.IsLeader = o.leader.IsLeader()
-		ci.Leader = o.leader.LeaderName()
+		ci.Leader = o.leader.Leader().String()
 	}
 	return ci
 }

@@ -1,0 +1,132 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/registry-operator/registry-operator/internal/manager"
+	"github.com/registry-operator/registry-operator/internal/marathon"
+	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/state"
+)
+
+// rotate probes the registry and restarts it when the certificate
+// reconciler has issued a certificate the registry does not serve yet and
+// placement reports it on the registry's agents. It runs only on a pass
+// that found the app's definition in sync and no deployment running.
+//
+// The probe decides, not memory: a registry already serving the current
+// certificate (after an operator restart, or an app created after the
+// certificate was placed) is adopted without a restart.
+func (r *AppReconciler) rotate(ctx context.Context, p *pass, cur *marathon.AppStatus) (manager.Result, error) {
+	healthErr := r.healthError(p)
+	pki := r.store.PKI()
+	if !pki.Ready || len(pki.ServerChain) == 0 {
+		return r.record(p, healthErr) // nothing issued yet: the certificate reconciler will notify
+	}
+	if p.desired.Instances == 0 {
+		p.st.RestartedForGeneration = max(p.st.RestartedForGeneration, pki.Generation)
+		return r.record(p, healthErr)
+	}
+	var endpoints []string
+	for _, t := range cur.Tasks {
+		if ep := t.Endpoint(); ep != "" && t.State == "TASK_RUNNING" {
+			endpoints = append(endpoints, ep)
+		}
+	}
+	if len(endpoints) == 0 {
+		return r.record(p, healthErr) // tasks are starting: the next pass probes
+	}
+	start := r.clock.Now()
+	pr := probeRegistry(ctx, r.opts.Dial, p.spec.Registry, pki, endpoints, r.opts.ProbeTimeout)
+	pr.Duration, pr.Checked = r.clock.Since(start), start
+	r.store.SetProbe(pr.Probe)
+	r.metrics.ProbeDuration.Set(pr.Duration.Seconds())
+	r.metrics.ProbeSuccess.Set(b2f(pr.Success))
+	p.st.ServedSerial = pr.Serial
+	if pr.Current {
+		p.st.RestartedForGeneration = max(p.st.RestartedForGeneration, pki.Generation)
+	}
+	if pki.Generation > p.st.RestartedForGeneration {
+		return r.restart(ctx, p, pki, pr)
+	}
+	if !pr.Success {
+		return r.record(p, fmt.Errorf("registry probe of app %s: %s", p.key, pr.Error))
+	}
+	return r.record(p, healthErr)
+}
+
+func (r *AppReconciler) restart(ctx context.Context, p *pass, pki state.PKI, pr probeResult) (manager.Result, error) {
+	want, _ := firstCert(pki.ServerChain)
+	line := fmt.Sprintf("restart: serving certificate serial %s -> %s (generation %d)",
+		orUnknown(pr.Serial), want.SerialNumber.Text(16), pki.Generation)
+	if ok, missing := r.placed(p, pki); !ok {
+		p.st.Diff = append(p.st.Diff, line+", waiting for placement on "+strings.Join(missing, ","))
+		return r.recordRequeue(p, nil)
+	}
+	p.st.Diff = append(p.st.Diff, line)
+	if p.spec.Report() {
+		return r.record(p, nil)
+	}
+	dep, err := p.client.RestartApp(ctx, p.key, false)
+	if err != nil {
+		return r.writeFailed(p, err)
+	}
+	p.log.Info("restarting the registry to serve the new certificate", "generation", pki.Generation,
+		"deployment", dep, "servedSerial", pr.Serial)
+	r.started(p, dep, "restart", pki.Generation)
+	return r.recordRequeue(p, nil)
+}
+
+// placed reports whether placement has put the current chain on the
+// agents running the app, or on every agent when the app's agents cannot
+// be matched to known nodes.
+func (r *AppReconciler) placed(p *pass, pki state.PKI) (bool, []string) {
+	if !p.spec.PlacementEnabled() {
+		return true, nil // nothing places certificates: the restart is all there is
+	}
+	nodes := r.store.Nodes()
+	var missing []string
+	for _, h := range p.st.Hosts {
+		n, ok := findNode(nodes, h)
+		if !ok {
+			return r.store.NodesCarry(metrics.Placement, pki.ServerHash)
+		}
+		if n.Concerns[metrics.Placement].Hash != pki.ServerHash {
+			missing = append(missing, n.Address)
+		}
+	}
+	if len(p.st.Hosts) == 0 {
+		return r.store.NodesCarry(metrics.Placement, pki.ServerHash)
+	}
+	return len(missing) == 0, missing
+}
+
+func findNode(nodes []state.Node, host string) (state.Node, bool) {
+	for _, n := range nodes {
+		h, _, err := net.SplitHostPort(n.Address)
+		if err != nil {
+			h = n.Address
+		}
+		if n.Address == host || n.Hostname == host || h == host {
+			return n, true
+		}
+	}
+	return state.Node{}, false
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "<unknown>"
+	}
+	return s
+}

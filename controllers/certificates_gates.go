@@ -1,0 +1,80 @@
+package controllers
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/registry-operator/registry-operator/api/v1alpha1"
+	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/state"
+)
+
+// gates tells a CA rotation whether the cluster has caught up, from what
+// the trust, discovery and app reconcilers record in the cluster state.
+type gates struct {
+	spec  *v1alpha1.Spec
+	store *state.Store
+}
+
+// BundleDistributed: with node trust managed, every node must report the
+// new bundle's hash, and the trust and discovery reconcilers must have run
+// since it was published (an empty or stale fleet proves nothing). Without
+// it, only the overlap period (checked by the caller) protects the switch.
+func (g *gates) BundleDistributed(bundle []byte, since time.Time) (bool, string) {
+	if !g.spec.TrustEnabled() {
+		return true, ""
+	}
+	hash := state.Hash(bundle)
+	if !g.ranSince(metrics.Trust, since, false) {
+		return false, "the trust reconciler has not run since the new CA was published"
+	}
+	nodes := g.store.Nodes()
+	if len(nodes) == 0 {
+		if !g.ranSince(metrics.Discovery, since, true) {
+			return false, "no nodes known: waiting for discovery to succeed"
+		}
+		return true, ""
+	}
+	ok, missing := g.store.NodesCarry(metrics.Trust, hash)
+	if ok {
+		return true, ""
+	}
+	shown := missing
+	if len(shown) > 5 {
+		shown = shown[:5]
+	}
+	return false, fmt.Sprintf("%d of %d nodes do not yet carry trust bundle %s: %s", len(missing), len(nodes),
+		hash[:12], strings.Join(shown, ", "))
+}
+
+// OldServerRetired: the registry app must have been restarted for the
+// generation that serves the new CA's certificate. When the operator does
+// not manage the app it cannot know, and the old CA stays trusted until the
+// old certificate expires.
+func (g *gates) OldServerRetired(gen int64, _ time.Time) (bool, string) {
+	if !g.spec.AppEnabled() {
+		return false, "the registry app is not managed here, so the old CA stays trusted until the old server certificate expires"
+	}
+	a, ok := g.store.App(g.spec.App.ID)
+	if !ok {
+		return false, fmt.Sprintf("app %s has not been observed yet", g.spec.App.ID)
+	}
+	if a.RestartedForGeneration < gen {
+		return false, fmt.Sprintf("app %s has not been restarted for certificate generation %d yet", g.spec.App.ID, gen)
+	}
+	return true, ""
+}
+
+func (g *gates) ranSince(name string, since time.Time, success bool) bool {
+	for _, r := range g.store.Reconcilers() {
+		if r.Name != name {
+			continue
+		}
+		if success {
+			return r.LastSuccess.After(since)
+		}
+		return r.LastRun.After(since)
+	}
+	return false
+}

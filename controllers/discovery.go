@@ -1,0 +1,121 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
+
+	"github.com/registry-operator/registry-operator/api/v1alpha1"
+	"github.com/registry-operator/registry-operator/internal/manager"
+	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/nodes"
+	"github.com/registry-operator/registry-operator/internal/state"
+)
+
+// FleetKey is the one key the discovery reconciler serves.
+const FleetKey = "fleet"
+
+// AgentLister lists a Mesos master's active agents (nodes.Discoverer).
+type AgentLister interface {
+	Mesos(ctx context.Context, baseURL string) ([]nodes.Agent, error)
+}
+
+// ConnectionForgetter drops the connection of a node that left (nodes.Executor).
+type ConnectionForgetter interface {
+	Forget(node string)
+}
+
+// Discovery keeps the store's fleet equal to the agents Mesos reports plus
+// nodes.static, and asks the node reconcilers to look at every node.
+type Discovery struct {
+	spec    func() *v1alpha1.Spec
+	store   *state.Store
+	metrics *metrics.Metrics
+	clock   clock.PassiveClock
+	log     logr.Logger
+	agents  AgentLister
+	conns   ConnectionForgetter
+	enqueue func(reconciler, key string)
+}
+
+// NewDiscovery returns the discovery reconciler. enqueue is how node keys
+// reach the trust, conntrack and placement reconcilers (manager.Enqueue).
+func NewDiscovery(spec func() *v1alpha1.Spec, st *state.Store, m *metrics.Metrics, clk clock.PassiveClock,
+	log logr.Logger, agents AgentLister, conns ConnectionForgetter, enqueue func(reconciler, key string)) *Discovery {
+	return &Discovery{spec: spec, store: st, metrics: m, clock: clk, log: log, agents: agents, conns: conns, enqueue: enqueue}
+}
+
+// Reconcile implements manager.Reconciler. A failed Mesos query keeps the
+// last known fleet (an unreachable master must not look like "no agents")
+// and still has every known node looked at.
+func (d *Discovery) Reconcile(ctx context.Context, key string) (manager.Result, error) {
+	spec := d.spec()
+	if !spec.NodesEnabled() {
+		d.setFleet(spec, nil)
+		return manager.Result{}, nil
+	}
+	var mesos []nodes.Agent
+	if m := spec.Nodes.Mesos; m != nil {
+		var err error
+		mesos, err = d.agents.Mesos(ctx, m.URL)
+		if err != nil {
+			d.enqueueAll(spec)
+			updateNodesGauge(spec, d.store, d.metrics)
+			return manager.Result{}, fmt.Errorf("discover agents (keeping the last known %d nodes): %w",
+				len(d.store.Nodes()), err)
+		}
+	}
+	agents := nodes.Merge(mesos, nodes.Static(spec.Nodes.Static))
+	fleet := make([]state.Node, 0, len(agents))
+	for _, a := range agents {
+		fleet = append(fleet, state.Node{Address: a.Address, Hostname: a.Hostname, Source: a.Source})
+	}
+	d.setFleet(spec, fleet)
+	d.enqueueAll(spec)
+	return manager.Result{}, nil
+}
+
+func (d *Discovery) setFleet(spec *v1alpha1.Spec, fleet []state.Node) {
+	before := len(d.store.Nodes())
+	removed := d.store.SetFleet(fleet)
+	for _, addr := range removed {
+		d.metrics.ForgetTarget(addr)
+		if d.conns != nil {
+			d.conns.Forget(addr)
+		}
+	}
+	if len(removed) > 0 || len(fleet) != before {
+		d.log.Info("fleet changed", "nodes", len(fleet), "removed", removed)
+	}
+	updateNodesGauge(spec, d.store, d.metrics)
+}
+
+func (d *Discovery) enqueueAll(spec *v1alpha1.Spec) {
+	var rs []string
+	if spec.TrustEnabled() {
+		rs = append(rs, metrics.Trust)
+	}
+	if spec.ConntrackEnabled() {
+		rs = append(rs, metrics.Conntrack)
+	}
+	if spec.PlacementEnabled() {
+		rs = append(rs, metrics.Placement)
+	}
+	for _, n := range d.store.Nodes() {
+		for _, r := range rs {
+			d.enqueue(r, n.Address)
+		}
+	}
+}
+
+// DiscoveryResync is the manager's resync list for the discovery reconciler.
+func DiscoveryResync(*v1alpha1.Spec) []string { return []string{FleetKey} }
+
+// discoveryTimeout bounds one Mesos query when the caller set no deadline.
+const discoveryTimeout = 30 * time.Second
+
+// NewMesosLister returns the production AgentLister.
+func NewMesosLister() *nodes.Discoverer { return &nodes.Discoverer{Timeout: discoveryTimeout} }

@@ -1,0 +1,138 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+
+	"github.com/registry-operator/registry-operator/api/v1alpha1"
+	"github.com/registry-operator/registry-operator/internal/manager"
+	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/nodes"
+	"github.com/registry-operator/registry-operator/internal/state"
+)
+
+// Trust makes every agent's container runtimes trust the registry's CA
+// bundle. Each runtime is one trustOutput; one pass per node covers all of
+// them over the node's one SFTP channel. It never restarts a daemon: Docker,
+// skopeo and podman read certs.d on every connection.
+type Trust struct {
+	NodeDeps
+	outputs map[string]func(*v1alpha1.TrustSpec) trustOutput
+}
+
+// NewTrust returns the node trust reconciler.
+func NewTrust(d NodeDeps) *Trust {
+	return &Trust{NodeDeps: d, outputs: map[string]func(*v1alpha1.TrustSpec) trustOutput{
+		v1alpha1.RuntimeDocker: func(t *v1alpha1.TrustSpec) trustOutput {
+			return &certsDirOutput{roots: t.CertsDirs, files: caFile}
+		},
+		v1alpha1.RuntimeContainers: func(*v1alpha1.TrustSpec) trustOutput {
+			return &certsDirOutput{roots: []string{ContainersCertsDir}, files: caFile}
+		},
+		v1alpha1.RuntimeContainerd: func(*v1alpha1.TrustSpec) trustOutput {
+			return &certsDirOutput{roots: []string{ContainerdCertsDir}, files: containerdFiles}
+		},
+	}}
+}
+
+// Where the runtimes other than Docker look for per-registry trust.
+const (
+	ContainersCertsDir = "/etc/containers/certs.d" // podman, skopeo, CRI-O
+	ContainerdCertsDir = "/etc/containerd/certs.d"
+)
+
+// trustWant is what every output works from in one pass.
+type trustWant struct {
+	bundle []byte
+	hash   string
+	// names are the certs.d directory names clients may use for the
+	// registry: "host:port", plus "host" when the port is 443.
+	names []string
+}
+
+// trustOutput is one runtime's trust on a node.
+type trustOutput interface {
+	// sync makes the node match w, or in report mode lists what it would
+	// change, appending to o.changes.
+	sync(ctx context.Context, c nodes.Conn, w *trustWant, report bool, o *outcome) error
+}
+
+// Reconcile implements manager.Reconciler for one node key.
+func (t *Trust) Reconcile(ctx context.Context, key string) (manager.Result, error) {
+	spec := t.Spec()
+	if !spec.TrustEnabled() || spec.Registry == nil {
+		return manager.Result{}, nil
+	}
+	pki := t.Store.PKI()
+	if len(pki.Bundle) == 0 {
+		// Nothing to distribute yet; the PKI topic triggers the next pass.
+		return t.record(key, spec, "waiting for the certificate reconciler to publish a CA bundle")
+	}
+	names, err := registryDirNames(spec.Registry.Address)
+	if err != nil {
+		return manager.Result{}, manager.TerminalError(err)
+	}
+	w := &trustWant{bundle: pki.Bundle, hash: state.Hash(pki.Bundle), names: names}
+	var outs []trustOutput
+	var unsupported []string
+	for _, r := range spec.Trust.Runtimes {
+		mk, ok := t.outputs[r]
+		if !ok {
+			unsupported = append(unsupported, r)
+			continue
+		}
+		outs = append(outs, mk(spec.Trust))
+	}
+	return t.nodePass(ctx, metrics.Trust, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
+		o.want = w.hash
+		if len(unsupported) > 0 {
+			o.detail = fmt.Sprintf("runtimes not managed by this version: %s", strings.Join(unsupported, ", "))
+		}
+		for _, out := range outs {
+			if err := out.sync(ctx, c, w, spec.Report(), o); err != nil {
+				return err
+			}
+		}
+		if !o.pending {
+			o.carried = w.hash
+		}
+		return nil
+	})
+}
+
+// record stores a concern for a node without contacting it.
+func (t *Trust) record(key string, spec *v1alpha1.Spec, detail string) (manager.Result, error) {
+	if _, ok := t.Store.Node(key); !ok {
+		return manager.Result{}, nil
+	}
+	prev, _ := t.Store.Node(key)
+	c := prev.Concerns[metrics.Trust]
+	c.InSync, c.Detail, c.Changes, c.Error, c.Checked = false, detail, nil, "", t.Clock.Now()
+	t.Store.SetConcern(key, metrics.Trust, c)
+	t.Metrics.SetOutOfSync(metrics.Trust, key, true)
+	t.updateNodesGauge(spec)
+	return manager.Result{}, nil
+}
+
+// certsDirName is what may appear as one path component under certs.d:
+// a host name or IP (IPv6 in brackets) and an optional port. Anything else
+// could name another directory.
+var certsDirName = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?(?::[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?$`)
+
+// registryDirNames returns the certs.d directory names for an address.
+func registryDirNames(address string) ([]string, error) {
+	if !certsDirName.MatchString(address) {
+		return nil, fmt.Errorf("registry.address %q cannot name a certs.d directory: use host or host:port", address)
+	}
+	names := []string{address}
+	if h, p, err := net.SplitHostPort(address); err == nil && p == "443" {
+		if strings.Contains(h, ":") {
+			h = "[" + h + "]"
+		}
+		names = append(names, h) // clients may omit the default port
+	}
+	return names, nil
+}

@@ -1,0 +1,168 @@
+package marathon
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/registry-operator/registry-operator/api/v1alpha1"
+)
+
+// Paths inside the registry container. The registry's own config names
+// them through env, so they are fixed rather than configurable.
+const (
+	CertsContainerPath = "/certs"
+	DataContainerPath  = "/var/lib/registry"
+)
+
+// Env keys the operator sets on the registry app. A spec env entry with one
+// of these keys is overridden (validation should reject it).
+const (
+	EnvTLSCertificate = "REGISTRY_HTTP_TLS_CERTIFICATE"
+	EnvTLSKey         = "REGISTRY_HTTP_TLS_KEY"
+	EnvHTTPSecret     = "REGISTRY_HTTP_SECRET"
+	EnvHTTPAddr       = "REGISTRY_HTTP_ADDR"
+)
+
+// ReservedEnv lists the env keys the builder owns on the registry app.
+var ReservedEnv = []string{EnvTLSCertificate, EnvTLSKey, EnvHTTPSecret, EnvHTTPAddr}
+
+// BuildRegistryApp returns the registry app spec.app describes. It is pure:
+// httpSecret is the content of spec.app.httpSecretFile, read by the caller
+// ("" when the spec names no file). owner is the registry's metadata.name.
+func BuildRegistryApp(owner string, spec *v1alpha1.Spec, httpSecret string) (*App, error) {
+	a := spec.App
+	if a == nil {
+		return nil, fmt.Errorf("spec.app is absent: nothing to build")
+	}
+	if a.HTTPSecretFile != "" && strings.TrimSpace(httpSecret) == "" {
+		return nil, fmt.Errorf("spec.app.httpSecretFile %s is empty: write a random secret into it", a.HTTPSecretFile)
+	}
+	pm := PortMapping{ContainerPort: a.ContainerPort, HostPort: a.HostPort, ServicePort: a.ServicePort,
+		Protocol: "tcp", Name: "registry"}
+	if a.VIP != "" {
+		pm.Labels = map[string]string{VIPLabel: a.VIP}
+	}
+	c := &Container{Type: "DOCKER", Docker: Docker{Image: a.Image}, PortMappings: []PortMapping{pm},
+		Volumes: []Volume{}}
+	env := maps.Clone(a.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	env[EnvHTTPAddr] = "0.0.0.0:" + strconv.Itoa(a.ContainerPort)
+	if spec.TLSEnabled() {
+		c.Volumes = append(c.Volumes, Volume{ContainerPath: CertsContainerPath, HostPath: a.CertsHostPath, Mode: "RO"})
+		env[EnvTLSCertificate] = CertsContainerPath + "/tls.crt"
+		env[EnvTLSKey] = CertsContainerPath + "/tls.key"
+	}
+	c.Volumes = append(c.Volumes, Volume{ContainerPath: DataContainerPath, HostPath: a.DataHostPath, Mode: "RW"})
+	var secretEnv []string
+	if a.HTTPSecretFile != "" {
+		env[EnvHTTPSecret] = strings.TrimSpace(httpSecret)
+		secretEnv = []string{EnvHTTPSecret}
+	}
+	app := &App{
+		ID:          a.ID,
+		Instances:   v1alpha1.InstancesOr(a.Instances, 1),
+		CPUs:        a.CPUs,
+		Mem:         a.Mem,
+		Container:   c,
+		Networks:    []Network{{Mode: "container/bridge"}},
+		Env:         env,
+		Labels:      ownedLabels(owner, a.Labels, env),
+		Constraints: constraints(a.Constraints),
+		SecretEnv:   secretEnv,
+	}
+	app.HealthChecks = []HealthCheck{healthCheck(a.HealthCheck)}
+	if u := a.UpgradeStrategy; u != nil {
+		app.UpgradeStrategy = &UpgradeStrategy{MinimumHealthCapacity: orOne(u.MinimumHealthCapacity),
+			MaximumOverCapacity: orOne(u.MaximumOverCapacity)}
+	}
+	return app, nil
+}
+
+// BuildUIApp returns the registry UI app spec.ui describes.
+func BuildUIApp(owner string, spec *v1alpha1.Spec) (*App, error) {
+	u := spec.UI
+	if u == nil {
+		return nil, fmt.Errorf("spec.ui is absent: nothing to build")
+	}
+	pm := PortMapping{ContainerPort: u.ContainerPort, Protocol: "tcp", Name: "ui"}
+	if u.VIP != "" {
+		pm.Labels = map[string]string{VIPLabel: u.VIP}
+	}
+	env := maps.Clone(u.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	return &App{
+		ID:          u.ID,
+		Instances:   v1alpha1.InstancesOr(u.Instances, 1),
+		CPUs:        u.CPUs,
+		Mem:         u.Mem,
+		Container:   &Container{Type: "DOCKER", Docker: Docker{Image: u.Image}, PortMappings: []PortMapping{pm}, Volumes: []Volume{}},
+		Networks:    []Network{{Mode: "container/bridge"}},
+		Env:         env,
+		Labels:      ownedLabels(owner, u.Labels, env),
+		Constraints: constraints(u.Constraints),
+		// Marathon's defaults, stated so a human's change to them is seen.
+		HealthChecks: []HealthCheck{healthCheck(&v1alpha1.HealthCheckSpec{Protocol: "TCP"})},
+	}, nil
+}
+
+// ownedLabels merges the spec's labels with the operator's bookkeeping
+// labels, which always win.
+func ownedLabels(owner string, spec, env map[string]string) map[string]string {
+	l := maps.Clone(spec)
+	if l == nil {
+		l = map[string]string{}
+	}
+	l[OwnerLabel] = owner
+	l[OwnedLabelsLabel] = strings.Join(slices.Sorted(maps.Keys(spec)), ",")
+	l[OwnedEnvLabel] = strings.Join(slices.Sorted(maps.Keys(env)), ",")
+	return l
+}
+
+func healthCheck(h *v1alpha1.HealthCheckSpec) HealthCheck {
+	if h == nil {
+		h = &v1alpha1.HealthCheckSpec{}
+	}
+	hc := HealthCheck{Protocol: h.Protocol, Path: h.Path,
+		GracePeriodSeconds: secondsOr(h.GracePeriod, 300), IntervalSeconds: secondsOr(h.Interval, 60),
+		TimeoutSeconds: secondsOr(h.Timeout, 20), MaxConsecutiveFailures: h.MaxConsecutiveFailures}
+	if hc.Protocol == "" {
+		hc.Protocol = "TCP"
+	}
+	if hc.MaxConsecutiveFailures == 0 {
+		hc.MaxConsecutiveFailures = 3 // the spec's 0 is "unset" (see v1alpha1.Default)
+	}
+	if !strings.Contains(hc.Protocol, "HTTP") {
+		hc.Path = ""
+	}
+	return hc
+}
+
+func secondsOr(d v1alpha1.Duration, def int) int {
+	if d.Duration <= 0 {
+		return def
+	}
+	return int(d.Duration / time.Second)
+}
+
+func constraints(c [][]string) [][]string {
+	out := make([][]string, 0, len(c))
+	for _, x := range c {
+		out = append(out, slices.Clone(x))
+	}
+	return out
+}
+
+func orOne(p *float64) float64 {
+	if p == nil {
+		return 1
+	}
+	return *p
+}

@@ -1,0 +1,378 @@
+package nodes
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// sftpServerPaths are where distributions install OpenSSH's sftp-server:
+// Debian/Ubuntu, RHEL/CentOS/Fedora, Arch and others.
+var sftpServerPaths = []string{
+	"/usr/lib/openssh/sftp-server",
+	"/usr/libexec/openssh/sftp-server",
+	"/usr/lib/ssh/sftp-server",
+	"/usr/libexec/sftp-server",
+}
+
+// client is one node's connection: the SSH client and, when the node has an
+// sftp-server, one SFTP channel kept open across passes.
+type client struct {
+	node    string
+	cfg     Config
+	ssh     *ssh.Client
+	mu      sync.Mutex
+	sftp    *sftp.Client // nil: exec fallback; guarded by mu
+	counter func()       // counts an opened session
+
+	closeOnce sync.Once
+	done      chan struct{} // closed when the connection is gone
+}
+
+// dialAddr splits a node address ("host" or "host:port") into what to dial.
+func dialAddr(node string, port int) string {
+	if h, p, err := net.SplitHostPort(node); err == nil {
+		return net.JoinHostPort(h, p)
+	}
+	return net.JoinHostPort(strings.Trim(node, "[]"), strconv.Itoa(port))
+}
+
+// dial connects and logs in. Both the TCP connect and the SSH handshake are
+// bounded: x/crypto's ClientConfig.Timeout covers only the connect, and a
+// peer that accepts but never speaks would otherwise hang the pass forever.
+func dial(ctx context.Context, keys *hostKeys, cfg Config, node string, counter func()) (*client, error) {
+	addr := dialAddr(node, cfg.Port)
+	signer, err := loadSigner(cfg.PrivateKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	cb, algos, err := keys.load(cfg, node, addr)
+	if err != nil {
+		return nil, err
+	}
+	timeout := cfg.connectTimeout()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, &ConnectError{Node: node, Err: err}
+	}
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, &ssh.ClientConfig{
+		User:              cfg.User,
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback:   cb,
+		HostKeyAlgorithms: algos,
+		Timeout:           timeout,
+	})
+	if !stop() || err != nil {
+		conn.Close()
+		if err == nil {
+			err = ctx.Err()
+		}
+		var he *HostKeyError
+		if errors.As(err, &he) {
+			return nil, he
+		}
+		return nil, &ConnectError{Node: node, Err: fmt.Errorf("ssh handshake with %s as %s: %w", addr, cfg.User, err)}
+	}
+	_ = conn.SetDeadline(time.Time{})
+	c := &client{node: node, cfg: cfg, ssh: ssh.NewClient(sc, chans, reqs), counter: counter, done: make(chan struct{})}
+	go func() {
+		_ = c.ssh.Wait()
+		c.close()
+	}()
+	return c, nil
+}
+
+func loadSigner(file string) (ssh.Signer, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read SSH private key (nodes.ssh.privateKeyFile): %w", err)
+	}
+	s, err := ssh.ParsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("parse SSH private key %s (it must be unencrypted): %w", file, err)
+	}
+	return s, nil
+}
+
+// close tears the connection down; every blocked operation on it returns.
+func (c *client) close() {
+	c.closeOnce.Do(func() {
+		close(c.done)
+		// The transport first: sftp.Client.Close waits for its reader,
+		// which only returns once the channel underneath is gone.
+		c.ssh.Close()
+		c.mu.Lock()
+		sc := c.sftp
+		c.mu.Unlock()
+		if sc != nil {
+			sc.Close()
+		}
+	})
+}
+
+func (c *client) setSFTP(sc *sftp.Client) {
+	c.mu.Lock()
+	c.sftp = sc
+	c.mu.Unlock()
+	if !c.alive() {
+		sc.Close() // closed while starting
+	}
+}
+
+func (c *client) alive() bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// keepAlive probes an idle connection so a dead peer is noticed between
+// passes rather than in the middle of one. It returns when the client closes.
+func (c *client) keepAlive(tick <-chan time.Time, stopTicker func()) {
+	defer stopTicker()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-tick:
+		}
+		replied := make(chan error, 1)
+		go func() {
+			_, _, err := c.ssh.SendRequest("keepalive@openssh.com", true, nil)
+			replied <- err
+		}()
+		t := time.NewTimer(c.cfg.connectTimeout())
+		select {
+		case err := <-replied:
+			t.Stop()
+			if err != nil {
+				c.close()
+				return
+			}
+		case <-t.C:
+			c.close() // unblocks SendRequest
+			<-replied
+			return
+		case <-c.done:
+			t.Stop()
+			<-replied
+			return
+		}
+	}
+}
+
+// run executes script with args on the node, through sudo -n when
+// configured, feeding stdin. The command is bounded by commandTimeout and by
+// ctx; on either, the session is closed, and if the node does not answer
+// that, the whole connection, so no goroutine stays behind.
+func (c *client) run(ctx context.Context, stdin []byte, script string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.commandTimeout())
+	defer cancel()
+	s, err := c.ssh.NewSession()
+	if err != nil {
+		c.close()
+		return nil, &ConnectError{Node: c.node, Err: fmt.Errorf("open session: %w", err)}
+	}
+	c.counter()
+	defer s.Close()
+	var stdout, stderr bytes.Buffer
+	s.Stdout, s.Stderr = &stdout, &stderr
+	if stdin != nil {
+		s.Stdin = bytes.NewReader(stdin)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(command(c.cfg.Sudo, script, args...)) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = s.Signal(ssh.SIGKILL)
+		s.Close()
+		t := time.NewTimer(2 * time.Second)
+		select {
+		case <-done:
+		case <-t.C:
+			c.close()
+			<-done
+		}
+		t.Stop()
+		return nil, fmt.Errorf("node %s: command: %w", c.node, timeoutErr(ctx))
+	}
+	if err != nil {
+		return stdout.Bytes(), c.commandError(err, stderr.String())
+	}
+	return stdout.Bytes(), nil
+}
+
+func timeoutErr(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return ErrTimeout
+	}
+	return ctx.Err()
+}
+
+// ExitError is a remote command that ran and failed.
+type ExitError struct {
+	Node   string
+	Status int
+	Stderr string
+}
+
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("node %s: command exited %d: %s", e.Node, e.Status, e.Stderr)
+}
+
+func (c *client) commandError(err error, stderr string) error {
+	stderr = strings.TrimSpace(stderr)
+	if len(stderr) > 512 {
+		stderr = stderr[:512] + "..."
+	}
+	if sudoRefused(stderr) {
+		return fmt.Errorf("node %s: %w: %s", c.node, ErrSudoRefused, stderr)
+	}
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		return &ExitError{Node: c.node, Status: ee.ExitStatus(), Stderr: stderr}
+	}
+	c.close() // the channel broke rather than the command failing
+	return &ConnectError{Node: c.node, Err: fmt.Errorf("command: %w", err)}
+}
+
+func sudoRefused(stderr string) bool {
+	return strings.HasPrefix(stderr, "sudo:") &&
+		(strings.Contains(stderr, "password is required") || strings.Contains(stderr, "not allowed") ||
+			strings.Contains(stderr, "may not run") || strings.Contains(stderr, "not in the sudoers"))
+}
+
+// startSFTP opens the persistent SFTP channel. With sudo or an explicit
+// sftp-server path the server runs as a command (sudo -n PATH); otherwise the
+// sshd "sftp" subsystem serves it. It returns (nil, nil) when the node has
+// no sftp-server: callers fall back to exec sessions.
+func (c *client) startSFTP(ctx context.Context) (*sftp.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.commandTimeout())
+	defer cancel()
+	path := c.cfg.SFTPServer
+	if path == "" && c.cfg.Sudo {
+		out, err := c.run(ctx, nil, `for p do if [ -x "$p" ]; then printf '%s' "$p"; exit 0; fi; done; exit 3`, sftpServerPaths...)
+		var ee *ExitError
+		if errors.As(err, &ee) && ee.Status == 3 {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("detect sftp-server: %w", err)
+		}
+		path = string(out)
+	}
+	s, err := c.ssh.NewSession()
+	if err != nil {
+		c.close()
+		return nil, &ConnectError{Node: c.node, Err: fmt.Errorf("open sftp session: %w", err)}
+	}
+	c.counter()
+	var stderr syncBuffer
+	s.Stderr = &stderr
+	stdin, err := s.StdinPipe()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	stdout, err := s.StdoutPipe()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if path == "" {
+		if err := s.RequestSubsystem("sftp"); err != nil {
+			s.Close()
+			return nil, nil // no sftp subsystem configured: exec fallback
+		}
+	} else {
+		cmd := quote(path)
+		if c.cfg.Sudo {
+			cmd = "sudo -n -- " + cmd
+		}
+		if err := s.Start(cmd); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("node %s: start %s: %w", c.node, path, err)
+		}
+	}
+	type result struct {
+		cl  *sftp.Client
+		err error
+	}
+	ready := make(chan result, 1)
+	go func() {
+		cl, err := sftp.NewClientPipe(stdout, stdin)
+		ready <- result{cl, err}
+	}()
+	select {
+	case r := <-ready:
+		if r.err != nil {
+			exited := make(chan struct{})
+			go func() { _ = s.Wait(); close(exited) }()
+			t := time.NewTimer(2 * time.Second)
+			select { // let the stderr copier finish so the reason is shown
+			case <-exited:
+			case <-t.C:
+				c.close()
+				<-exited
+			}
+			t.Stop()
+			s.Close()
+			if msg := strings.TrimSpace(stderr.String()); sudoRefused(msg) {
+				return nil, fmt.Errorf("node %s: start sftp-server %s: %w: %s", c.node, path, ErrSudoRefused, msg)
+			} else if msg != "" {
+				return nil, fmt.Errorf("node %s: start sftp-server %s: %s: %w", c.node, path, msg, r.err)
+			}
+			return nil, fmt.Errorf("node %s: start sftp-server %s: %w", c.node, path, r.err)
+		}
+		go func() {
+			// The session ends with the sftp client; closing it reaps the channel.
+			<-c.done
+			s.Close()
+		}()
+		return r.cl, nil
+	case <-ctx.Done():
+		c.close()
+		<-ready
+		return nil, fmt.Errorf("node %s: start sftp-server: %w", c.node, timeoutErr(ctx))
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the session's stderr copier and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.b.Len() > 4096 {
+		return len(p), nil
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

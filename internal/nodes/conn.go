@@ -1,0 +1,47 @@
+package nodes
+
+import (
+	"context"
+	"io/fs"
+)
+
+// Conn is what a pass may do on one node. Reads and writes go over the
+// node's persistent SFTP channel when it has one (no process starts on the
+// node); otherwise, and for Run, over one exec session per call.
+type Conn interface {
+	// Node is the node's address, as discovery reported it.
+	Node() string
+	// ReadFile returns a file's content and permission bits; the error
+	// wraps fs.ErrNotExist when the file is absent.
+	ReadFile(ctx context.Context, path string) ([]byte, fs.FileMode, error)
+	// Stat describes path without following a final symlink; fs.ErrNotExist when absent.
+	Stat(ctx context.Context, path string) (FileInfo, error)
+	// ReadDir lists a directory; fs.ErrNotExist when absent.
+	ReadDir(ctx context.Context, dir string) ([]FileInfo, error)
+	// WriteFile replaces path atomically: parents are created (0755), the
+	// data goes to a temp file in the same directory, which gets perm before
+	// any byte is written, is fsynced and renamed over path, so a reader
+	// sees the old file or the new one, never a part.
+	WriteFile(ctx context.Context, path string, data []byte, perm fs.FileMode) error
+	// WriteInPlace writes an existing file without replacing it: the way to
+	// set a value under /proc/sys.
+	WriteInPlace(ctx context.Context, path string, data []byte) error
+	// Chmod sets permission bits.
+	Chmod(ctx context.Context, path string, perm fs.FileMode) error
+	// Remove deletes a file, a symlink or an empty directory.
+	Remove(ctx context.Context, path string) error
+	// Run executes a fixed POSIX sh script; args reach it as "$1"... and are
+	// never parsed as shell text. It starts a process on the node.
+	Run(ctx context.Context, script string, args ...string) ([]byte, error)
+}
+
+// FileInfo is the part of a file's metadata a pass needs.
+type FileInfo struct {
+	Name  string
+	IsDir bool
+	Mode  fs.FileMode // permission bits
+}
+
+// maxRead bounds what a pass reads from one file: certificates, keys and
+// sysctl files are small; anything larger is not what the operator wrote.
+const maxRead = 4 << 20

@@ -1,0 +1,70 @@
+package nodes
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// HostKeyError is a refused host key: a mismatch with known_hosts (possibly a
+// machine in the middle) or, under the strict policy, an unknown host. It is
+// a security event, not a transient failure: retrying cannot fix it.
+type HostKeyError struct {
+	Node     string
+	Mismatch bool     // false: the host is not in known_hosts
+	Want     []string // fingerprints on record
+	Got      string   // fingerprint presented
+	File     string
+}
+
+func (e *HostKeyError) Error() string {
+	if e.Mismatch {
+		return fmt.Sprintf("node %s: host key %s does not match %s (on record: %s): possible man in the middle; "+
+			"if the node was reinstalled, remove its old line from %s", e.Node, e.Got, e.File,
+			strings.Join(e.Want, ", "), e.File)
+	}
+	return fmt.Sprintf("node %s: host key %s is not in %s and hostKeyPolicy is strict: "+
+		"add the node's key to %s (ssh-keyscan, checked out of band) or use acceptNew", e.Node, e.Got, e.File, e.File)
+}
+
+// ConnectError means the node could not be reached or logged into: nothing
+// was read or changed on it. Backoff is set when the call was refused
+// because the node is still backing off from an earlier failure.
+type ConnectError struct {
+	Node    string
+	Err     error
+	Backoff time.Time
+}
+
+func (e *ConnectError) Error() string {
+	if !e.Backoff.IsZero() {
+		return fmt.Sprintf("node %s unreachable (retrying after %s): %v", e.Node, e.Backoff.Format(time.RFC3339), e.Err)
+	}
+	return fmt.Sprintf("node %s unreachable: %v", e.Node, e.Err)
+}
+
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// ErrSudoRefused is wrapped when `sudo -n` wants a password or denies the
+// user: sudo must allow the SSH user to run sh and sftp-server without one.
+var ErrSudoRefused = errors.New("sudo -n refused (a password is required or the user may not run the command): " +
+	"allow the SSH user NOPASSWD sudo, or set nodes.ssh.sudo: false and log in as root")
+
+// ErrTimeout is wrapped when a command or file operation exceeds
+// nodes.ssh.commandTimeout; the session (or the whole connection) is closed.
+var ErrTimeout = errors.New("timed out (nodes.ssh.commandTimeout)")
+
+// IsUnreachable reports whether err means nothing could be done on the node
+// at all: it could not be reached, logged into, or its host key was refused.
+func IsUnreachable(err error) bool {
+	var ce *ConnectError
+	var he *HostKeyError
+	return errors.As(err, &ce) || errors.As(err, &he)
+}
+
+// IsHostKeyError reports whether err is a refused host key.
+func IsHostKeyError(err error) bool {
+	var he *HostKeyError
+	return errors.As(err, &he)
+}

@@ -1,0 +1,202 @@
+package nodes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
+
+	"github.com/registry-operator/registry-operator/internal/metrics"
+)
+
+// Per-node backoff after a failed connection: one dead node is tried again
+// after 2s, 4s, ... up to 5 minutes, and never holds up the others.
+const (
+	backoffBase = 2 * time.Second
+	backoffMax  = 5 * time.Minute
+)
+
+// Executor runs node operations over SSH. It keeps one client per node
+// across passes and bounds how many nodes are worked on at once. It is safe
+// for concurrent use by several reconcilers.
+type Executor struct {
+	metrics *metrics.Metrics
+	clock   clock.Clock
+	log     logr.Logger
+	keys    *hostKeys
+
+	semMu sync.Mutex
+	sem   chan struct{}
+
+	mu    sync.Mutex
+	nodes map[string]*nodeState
+}
+
+// nodeState is one node's client and failure record. Its mutex serialises
+// dialling, so reconcilers working on the same node share one connection.
+type nodeState struct {
+	mu       sync.Mutex
+	client   *client
+	conn     Conn
+	failures int
+	retryAt  time.Time
+	lastErr  error
+}
+
+// NewExecutor returns an executor with no connections yet.
+func NewExecutor(m *metrics.Metrics, clk clock.Clock, log logr.Logger) *Executor {
+	return &Executor{metrics: m, clock: clk, log: log, keys: newHostKeys(), nodes: map[string]*nodeState{}}
+}
+
+// Do runs fn against node (an address: "host" or "host:port") with a live
+// connection, within the global concurrency bound. Connection failures come
+// back as *ConnectError (and put the node into backoff), refused host keys
+// as *HostKeyError (counted; never retried as transient); anything fn
+// returns passes through.
+func (e *Executor) Do(ctx context.Context, cfg Config, node string, fn func(ctx context.Context, c Conn) error) error {
+	release, err := e.acquire(ctx, cfg.concurrency())
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	ns := e.state(node)
+	ns.mu.Lock()
+	conn, err := e.connect(ctx, cfg, node, ns)
+	ns.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	err = fn(ctx, conn)
+	if IsUnreachable(err) || errors.Is(err, ErrTimeout) {
+		ns.mu.Lock()
+		e.fail(ns, err)
+		ns.mu.Unlock()
+	}
+	return err
+}
+
+// connect returns the node's connection, dialling when there is none, the
+// old one died, or any SSH setting changed (settings change rarely, and a
+// client's settings never change under it). Called with ns.mu held.
+func (e *Executor) connect(ctx context.Context, cfg Config, node string, ns *nodeState) (Conn, error) {
+	if c := ns.client; c != nil {
+		if c.alive() && c.cfg == cfg {
+			return ns.conn, nil
+		}
+		c.close()
+		ns.client, ns.conn = nil, nil
+	}
+	if now := e.clock.Now(); now.Before(ns.retryAt) {
+		return nil, &ConnectError{Node: node, Err: ns.lastErr, Backoff: ns.retryAt}
+	}
+	c, err := dial(ctx, e.keys, cfg, node, func() { e.metrics.SSHSessions.Inc() })
+	if err != nil {
+		var he *HostKeyError
+		if errors.As(err, &he) {
+			if he.Mismatch {
+				e.metrics.HostKeyMismatch.WithLabelValues(node).Inc()
+			}
+			e.log.Error(err, "host key refused", "node", node, "mismatch", he.Mismatch, "presented", he.Got)
+			return nil, err
+		}
+		e.fail(ns, err)
+		return nil, err
+	}
+	if cfg.KeepAlive > 0 {
+		t := time.NewTicker(cfg.KeepAlive)
+		go c.keepAlive(t.C, t.Stop)
+	}
+	sc, err := c.startSFTP(ctx)
+	if err != nil {
+		c.close()
+		if IsUnreachable(err) || errors.Is(err, ErrTimeout) {
+			e.fail(ns, err)
+		}
+		return nil, err
+	}
+	ex := &execConn{c: c}
+	ns.conn = ex
+	if sc != nil {
+		c.setSFTP(sc)
+		ns.conn = &sftpConn{execConn: ex, sc: sc}
+	} else {
+		e.log.Info("node has no sftp-server; using one exec session per operation", "node", node)
+	}
+	ns.client, ns.failures, ns.retryAt, ns.lastErr = c, 0, time.Time{}, nil
+	return ns.conn, nil
+}
+
+// fail records a connection failure and schedules the next attempt.
+func (e *Executor) fail(ns *nodeState, err error) {
+	if ns.client != nil {
+		ns.client.close()
+		ns.client, ns.conn = nil, nil
+	}
+	d := backoffBase << min(ns.failures, 10)
+	ns.failures++
+	ns.retryAt = e.clock.Now().Add(min(d, backoffMax))
+	ns.lastErr = err
+}
+
+func (e *Executor) state(node string) *nodeState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ns, ok := e.nodes[node]
+	if !ok {
+		ns = &nodeState{}
+		e.nodes[node] = ns
+	}
+	return ns
+}
+
+// acquire takes one of n global slots. A changed n takes effect for new
+// callers; holders return their slot to the pool they took it from.
+func (e *Executor) acquire(ctx context.Context, n int) (func(), error) {
+	e.semMu.Lock()
+	if e.sem == nil || cap(e.sem) != n {
+		e.sem = make(chan struct{}, n)
+	}
+	sem := e.sem
+	e.semMu.Unlock()
+	select {
+	case sem <- struct{}{}:
+		return func() { <-sem }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for a free SSH slot (nodes.ssh.concurrency=%d): %w", n, ctx.Err())
+	}
+}
+
+// Forget closes the connection of a node that left the fleet.
+func (e *Executor) Forget(node string) {
+	e.mu.Lock()
+	ns, ok := e.nodes[node]
+	delete(e.nodes, node)
+	e.mu.Unlock()
+	if ok {
+		ns.mu.Lock()
+		if ns.client != nil {
+			ns.client.close()
+		}
+		ns.mu.Unlock()
+	}
+}
+
+// Close closes every connection.
+func (e *Executor) Close() {
+	e.mu.Lock()
+	nodes := e.nodes
+	e.nodes = map[string]*nodeState{}
+	e.mu.Unlock()
+	for _, ns := range nodes {
+		ns.mu.Lock()
+		if ns.client != nil {
+			ns.client.close()
+		}
+		ns.mu.Unlock()
+	}
+}

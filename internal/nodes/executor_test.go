@@ -1,0 +1,399 @@
+package nodes
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/registry-operator/registry-operator/internal/metrics"
+)
+
+func newExecutor(t *testing.T) (*Executor, *metrics.Metrics, *clocktesting.FakeClock) {
+	t.Helper()
+	m := metrics.New(metrics.BuildInfo{})
+	clk := clocktesting.NewFakeClock(time.Now())
+	e := NewExecutor(m, clk, logr.Discard())
+	t.Cleanup(e.Close)
+	return e, m, clk
+}
+
+// fsContract exercises every Conn operation against a real node; it runs
+// over SFTP and over the exec fallback, which must behave the same.
+func fsContract(t *testing.T, e *Executor, cfg Config, node string) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	target := filepath.Join(dir, "certs.d", "reg.example:5000", "ca.crt")
+	err := e.Do(ctx, cfg, node, func(ctx context.Context, c Conn) error {
+		if _, _, err := c.ReadFile(ctx, target); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("read missing file: got %v, want fs.ErrNotExist", err)
+		}
+		if _, err := c.Stat(ctx, target); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("stat missing file: got %v, want fs.ErrNotExist", err)
+		}
+		if _, err := c.ReadDir(ctx, filepath.Join(dir, "nope")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("list missing dir: got %v, want fs.ErrNotExist", err)
+		}
+		data := []byte("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n")
+		if err := c.WriteFile(ctx, target, data, 0o600); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		got, mode, err := c.ReadFile(ctx, target)
+		if err != nil || !bytes.Equal(got, data) || mode != 0o600 {
+			t.Errorf("read back: %q %o %v", got, mode, err)
+		}
+		if err := c.WriteFile(ctx, target, []byte("new\n"), 0o644); err != nil {
+			t.Fatalf("overwrite: %v", err)
+		}
+		if b, _ := os.ReadFile(target); string(b) != "new\n" {
+			t.Errorf("file on disk = %q", b)
+		}
+		if st, _ := os.Stat(target); st.Mode().Perm() != 0o644 {
+			t.Errorf("mode on disk = %o, want 644", st.Mode().Perm())
+		}
+		if err := c.Chmod(ctx, target, 0o600); err != nil {
+			t.Errorf("chmod: %v", err)
+		}
+		fi, err := c.Stat(ctx, target)
+		if err != nil || fi.IsDir || fi.Mode != 0o600 {
+			t.Errorf("stat: %+v %v", fi, err)
+		}
+		ents, err := c.ReadDir(ctx, filepath.Join(dir, "certs.d"))
+		if err != nil || len(ents) != 1 || ents[0].Name != "reg.example:5000" || !ents[0].IsDir {
+			t.Errorf("list: %+v %v (no temp files may remain)", ents, err)
+		}
+		if ents, _ := c.ReadDir(ctx, filepath.Dir(target)); len(ents) != 1 {
+			t.Errorf("directory holds %+v: temp file left behind", ents)
+		}
+		live := filepath.Join(dir, "live")
+		must(t, os.WriteFile(live, []byte("0\n"), 0o644))
+		if err := c.WriteInPlace(ctx, live, []byte("1\n")); err != nil {
+			t.Errorf("write in place: %v", err)
+		}
+		if b, _ := os.ReadFile(live); string(b) != "1\n" {
+			t.Errorf("in-place file = %q", b)
+		}
+		if err := c.Remove(ctx, target); err != nil {
+			t.Errorf("remove file: %v", err)
+		}
+		if err := c.Remove(ctx, filepath.Dir(target)); err != nil {
+			t.Errorf("remove empty dir: %v", err)
+		}
+		if _, err := os.Stat(filepath.Dir(target)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("directory still there: %v", err)
+		}
+		// Values reach the script as data, never as shell text.
+		evil := "a'b\"c $(touch " + dir + "/pwned) `x`; *"
+		out, err := c.Run(ctx, `printf '%s|%s' "$1" "$2"`, evil, "")
+		if err != nil || string(out) != evil+"|" {
+			t.Errorf("run echoed %q, %v", out, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
+			t.Error("an argument was executed by the shell")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExecutorSFTP(t *testing.T) {
+	d := startSSHD(t, sshdOptions{})
+	e, m, _ := newExecutor(t)
+	cfg := d.config("root", false)
+	fsContract(t, e, cfg, d.Addr)
+	if _, ok := e.state(d.Addr).conn.(*sftpConn); !ok {
+		t.Fatalf("connection uses %T, want the SFTP channel", e.state(d.Addr).conn)
+	}
+
+	// Steady state: more reads over the kept connection open no session,
+	// so no process starts on the node.
+	before := testutil.ToFloat64(m.SSHSessions)
+	for range 3 {
+		err := e.Do(context.Background(), cfg, d.Addr, func(ctx context.Context, c Conn) error {
+			_, _, err := c.ReadFile(ctx, d.KnownHosts)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := testutil.ToFloat64(m.SSHSessions); after != before {
+		t.Errorf("steady-state reads opened %v sessions, want 0", after-before)
+	}
+	if len(d.sftpServers(t)) != 1 {
+		t.Errorf("sftp-server processes: %v, want exactly one", d.sftpServers(t))
+	}
+}
+
+func TestExecutorExecFallback(t *testing.T) {
+	d := startSSHD(t, sshdOptions{NoSFTPSubsystem: true})
+	e, _, _ := newExecutor(t)
+	fsContract(t, e, d.config("root", false), d.Addr)
+	if _, ok := e.state(d.Addr).conn.(*execConn); !ok {
+		t.Fatalf("connection uses %T, want exec fallback", e.state(d.Addr).conn)
+	}
+}
+
+func TestExecutorSudo(t *testing.T) {
+	d := startSSHD(t, sshdOptions{NoSFTPSubsystem: true}) // sudo starts sftp-server itself
+	e, _, _ := newExecutor(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	must(t, os.Chmod(dir, 0o700)) // only root may write here
+	target := filepath.Join(dir, "sub", "f")
+
+	err := e.Do(ctx, d.config(userSudo, true), d.Addr, func(ctx context.Context, c Conn) error {
+		if _, ok := c.(*sftpConn); !ok {
+			t.Errorf("sudo connection uses %T, want sftp-server started through sudo", c)
+		}
+		return c.WriteFile(ctx, target, []byte("x"), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(target)
+	must(t, err)
+	if st.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("file owned by uid %d, want root (written through sudo)", st.Sys().(*syscall.Stat_t).Uid)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		done <- e.Do(ctx, d.config(userNoSudo, true), d.Addr, func(ctx context.Context, c Conn) error { return nil })
+	}()
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("sudo without a password rule hung instead of failing")
+	}
+	if !errors.Is(err, ErrSudoRefused) {
+		t.Fatalf("got %v, want ErrSudoRefused", err)
+	}
+	if IsUnreachable(err) {
+		t.Errorf("a sudo refusal is not an unreachable node: %v", err)
+	}
+}
+
+func TestExecutorSudoExecFallback(t *testing.T) {
+	d := startSSHD(t, sshdOptions{NoSFTPSubsystem: true})
+	e, _, _ := newExecutor(t)
+	cfg := d.config(userNoSudo, true)
+	cfg.SFTPServer = "/nonexistent/sftp-server"
+	err := e.Do(context.Background(), cfg, d.Addr, func(ctx context.Context, c Conn) error { return nil })
+	if !errors.Is(err, ErrSudoRefused) {
+		t.Fatalf("got %v, want ErrSudoRefused", err)
+	}
+}
+
+func TestHostKeyPolicies(t *testing.T) {
+	d := startSSHD(t, sshdOptions{})
+	ctx := context.Background()
+	noop := func(ctx context.Context, c Conn) error { return nil }
+
+	t.Run("strict refuses unknown", func(t *testing.T) {
+		e, m, _ := newExecutor(t)
+		cfg := d.config("root", false)
+		cfg.KnownHostsFile = filepath.Join(t.TempDir(), "empty")
+		must(t, os.WriteFile(cfg.KnownHostsFile, nil, 0o600))
+		err := e.Do(ctx, cfg, d.Addr, noop)
+		var he *HostKeyError
+		if !errors.As(err, &he) || he.Mismatch {
+			t.Fatalf("got %v, want unknown-host HostKeyError", err)
+		}
+		if v := testutil.ToFloat64(m.HostKeyMismatch.WithLabelValues(d.Addr)); v != 0 {
+			t.Errorf("unknown host counted as mismatch: %v", v)
+		}
+	})
+
+	t.Run("acceptNew records then trusts", func(t *testing.T) {
+		e, _, _ := newExecutor(t)
+		cfg := d.config("root", false)
+		cfg.HostKeyPolicy = "acceptNew"
+		cfg.KnownHostsFile = filepath.Join(t.TempDir(), "known_hosts")
+		must(t, e.Do(ctx, cfg, d.Addr, noop))
+		b, err := os.ReadFile(cfg.KnownHostsFile)
+		must(t, err)
+		_, hosts, key, _, _, err := ssh.ParseKnownHosts(b)
+		if err != nil || !bytes.Equal(key.Marshal(), d.HostKey.Marshal()) || hosts[0] != knownhosts.Normalize(d.Addr) {
+			t.Fatalf("recorded %q: %v", b, err)
+		}
+		e.Close()
+		cfg.HostKeyPolicy = "strict" // the recorded key now passes strict checking
+		must(t, e.Do(ctx, cfg, d.Addr, noop))
+	})
+
+	t.Run("mismatch is a counted security event", func(t *testing.T) {
+		for _, policy := range []string{"strict", "acceptNew"} {
+			e, m, clk := newExecutor(t)
+			cfg := d.config("root", false)
+			cfg.HostKeyPolicy = policy
+			cfg.KnownHostsFile = filepath.Join(t.TempDir(), "known_hosts")
+			other := writeKey(t, filepath.Join(t.TempDir(), "other"))
+			must(t, os.WriteFile(cfg.KnownHostsFile, []byte(knownhosts.Line([]string{knownhosts.Normalize(d.Addr)}, other)+"\n"), 0o600))
+			for range 2 {
+				err := e.Do(ctx, cfg, d.Addr, noop)
+				var he *HostKeyError
+				if !errors.As(err, &he) || !he.Mismatch {
+					t.Fatalf("%s: got %v, want mismatch", policy, err)
+				}
+				var ce *ConnectError
+				if errors.As(err, &ce) {
+					t.Errorf("%s: mismatch reported as a transient connect error", policy)
+				}
+			}
+			// Not put into backoff like a transient failure: each attempt
+			// checks the key again and counts.
+			if v := testutil.ToFloat64(m.HostKeyMismatch.WithLabelValues(d.Addr)); v != 2 {
+				t.Errorf("%s: mismatch counter = %v, want 2", policy, v)
+			}
+			if !e.state(d.Addr).retryAt.IsZero() {
+				t.Errorf("%s: mismatch set a backoff", policy)
+			}
+			if b, _ := os.ReadFile(cfg.KnownHostsFile); bytes.Count(b, []byte("\n")) != 1 {
+				t.Errorf("%s: known_hosts changed on mismatch:\n%s", policy, b)
+			}
+			_ = clk
+		}
+	})
+}
+
+func TestUnreachableBackoff(t *testing.T) {
+	d := startSSHD(t, sshdOptions{})
+	e, _, clk := newExecutor(t)
+	cfg := d.config("root", false)
+	dead := net.JoinHostPort("127.0.0.1", itoa(freePort(t))) // nothing listens
+	dials := 0
+	fn := func(ctx context.Context, c Conn) error { dials++; return nil }
+	err := e.Do(context.Background(), cfg, dead, fn)
+	var ce *ConnectError
+	if !errors.As(err, &ce) || !ce.Backoff.IsZero() {
+		t.Fatalf("got %v, want a fresh ConnectError", err)
+	}
+	err = e.Do(context.Background(), cfg, dead, fn)
+	if !errors.As(err, &ce) || ce.Backoff.IsZero() {
+		t.Fatalf("got %v, want a ConnectError from backoff", err)
+	}
+	// Other nodes are unaffected.
+	must(t, e.Do(context.Background(), cfg, d.Addr, fn))
+	clk.Step(backoffBase + time.Millisecond)
+	err = e.Do(context.Background(), cfg, dead, fn)
+	if !errors.As(err, &ce) || !ce.Backoff.IsZero() {
+		t.Fatalf("after the backoff: got %v, want a new attempt", err)
+	}
+	if e.state(dead).failures != 2 {
+		t.Errorf("failures = %d, want 2", e.state(dead).failures)
+	}
+	if dials != 1 {
+		t.Errorf("fn ran %d times, want once (only for the live node)", dials)
+	}
+}
+
+func TestHandshakeDeadline(t *testing.T) {
+	// A peer that accepts TCP and never speaks SSH.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	t.Cleanup(func() { l.Close() })
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	dir := t.TempDir()
+	writeKey(t, filepath.Join(dir, "id"))
+	must(t, os.WriteFile(filepath.Join(dir, "kh"), nil, 0o600))
+	e, _, _ := newExecutor(t)
+	cfg := Config{User: "root", PrivateKeyFile: filepath.Join(dir, "id"), KnownHostsFile: filepath.Join(dir, "kh"),
+		HostKeyPolicy: "strict", ConnectTimeout: 300 * time.Millisecond}
+	err = e.Do(context.Background(), cfg, l.Addr().String(), func(context.Context, Conn) error { return nil })
+	var ce *ConnectError
+	if !errors.As(err, &ce) {
+		t.Fatalf("got %v, want ConnectError from the handshake deadline", err)
+	}
+}
+
+func TestCommandTimeoutNoLeak(t *testing.T) {
+	d := startSSHD(t, sshdOptions{})
+	baseline := runtime.NumGoroutine()
+	e, _, clk := newExecutor(t)
+	cfg := d.config("root", false)
+	cfg.CommandTimeout = 500 * time.Millisecond
+	ctx := context.Background()
+
+	err := e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) error {
+		_, err := c.Run(ctx, `sleep 30`)
+		return err
+	})
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("exec: got %v, want ErrTimeout", err)
+	}
+
+	// A hung sftp-server (stopped mid-request): the read times out, the
+	// connection is closed and the next attempt reconnects.
+	clk.Step(backoffMax)
+	must(t, e.Do(ctx, cfg, d.Addr, func(context.Context, Conn) error { return nil }))
+	pids := d.sftpServers(t)
+	if len(pids) != 1 {
+		t.Fatalf("sftp-server processes: %v", pids)
+	}
+	must(t, syscall.Kill(pids[0], syscall.SIGSTOP))
+	t.Cleanup(func() { _ = syscall.Kill(pids[0], syscall.SIGCONT) })
+	err = e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) error {
+		_, _, err := c.ReadFile(ctx, d.KnownHosts)
+		return err
+	})
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("sftp: got %v, want ErrTimeout", err)
+	}
+	must(t, syscall.Kill(pids[0], syscall.SIGCONT))
+	clk.Step(backoffMax)
+	must(t, e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) error {
+		_, _, err := c.ReadFile(ctx, d.KnownHosts)
+		return err
+	}))
+
+	e.Close()
+	var n int
+	for range 100 { // goroutines unwind asynchronously after Close
+		if n = runtime.NumGoroutine(); n <= baseline {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	buf := make([]byte, 1<<20)
+	t.Fatalf("%d goroutines after Close, baseline %d:\n%s", n, baseline, buf[:runtime.Stack(buf, true)])
+}
+
+// TestQuote runs built command lines through a real sh: every value must
+// come out byte for byte, none may be interpreted.
+func TestQuote(t *testing.T) {
+	for _, s := range []string{"", "plain", "it's", "$(echo x)", "a\nb", "'''", "`id`", "*", "-n", `\'"`} {
+		out, err := exec.Command("sh", "-c", command(false, `printf '%s|' "$@"`, s, "second")).Output()
+		if err != nil || string(out) != s+"|second|" {
+			t.Errorf("value %q came out as %q (%v)", s, out, err)
+		}
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

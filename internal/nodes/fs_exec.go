@@ -1,0 +1,150 @@
+package nodes
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// execConn serves a pass with one exec session per call: the fallback for
+// nodes without an sftp-server, and Run for everyone. Scripts are constants;
+// paths and values arrive as positional arguments.
+type execConn struct{ c *client }
+
+// Exit status 3 means "does not exist" in every script below.
+const (
+	scriptRead = `[ -e "$1" ] || exit 3
+stat -c %a -- "$1" && exec cat -- "$1"`
+	scriptStat = `[ -e "$1" ] || [ -L "$1" ] || exit 3
+if [ -d "$1" ] && [ ! -L "$1" ]; then t=d; else t=f; fi
+printf '%s %s' "$t" "$(stat -c %a -- "$1")"`
+	scriptList = `[ -d "$1" ] || exit 3
+cd -- "$1" || exit 1
+for f in * .[!.]* ..?*; do
+	if [ -d "$f" ] && [ ! -L "$f" ]; then printf 'd %s %s\0' "$(stat -c %a -- "$f")" "$f"
+	elif [ -e "$f" ] || [ -L "$f" ]; then printf 'f %s %s\0' "$(stat -c %a -- "$f")" "$f"; fi
+done`
+	scriptWrite = `set -e
+d=$(dirname -- "$1")
+mkdir -p -- "$d"
+t=$(mktemp "$d/.${1##*/}.tmp-XXXXXX")
+trap 'rm -f -- "$t"' EXIT
+chmod "$2" "$t"
+cat > "$t"
+sync -- "$t" 2>/dev/null || sync
+mv -f -- "$t" "$1"
+trap - EXIT`
+	scriptWriteInPlace = `[ -e "$1" ] || exit 3
+cat > "$1"`
+	scriptChmod  = `chmod "$2" -- "$1"`
+	scriptRemove = `if [ -d "$1" ] && [ ! -L "$1" ]; then rmdir -- "$1"; else [ -e "$1" ] || [ -L "$1" ] || exit 3; rm -f -- "$1"; fi`
+)
+
+func (e *execConn) Node() string { return e.c.node }
+
+func (e *execConn) Run(ctx context.Context, script string, args ...string) ([]byte, error) {
+	return e.c.run(ctx, nil, script, args...)
+}
+
+// do runs a file script and maps exit status 3 to fs.ErrNotExist.
+func (e *execConn) do(ctx context.Context, what, p string, stdin []byte, script string, args ...string) ([]byte, error) {
+	out, err := e.c.run(ctx, stdin, script, args...)
+	var ee *ExitError
+	if errors.As(err, &ee) && ee.Status == 3 {
+		return nil, fmt.Errorf("node %s: %s %s: %w", e.c.node, what, p, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, p, err)
+	}
+	return out, nil
+}
+
+func (e *execConn) ReadFile(ctx context.Context, p string) ([]byte, fs.FileMode, error) {
+	out, err := e.do(ctx, "read", p, nil, scriptRead, p)
+	if err != nil {
+		return nil, 0, err
+	}
+	modeText, data, ok := bytes.Cut(out, []byte("\n"))
+	if !ok {
+		return nil, 0, fmt.Errorf("node %s: read %s: unexpected output", e.c.node, p)
+	}
+	mode, err := strconv.ParseUint(string(modeText), 8, 32)
+	if err != nil {
+		return nil, 0, fmt.Errorf("node %s: read %s: mode %q: %w", e.c.node, p, modeText, err)
+	}
+	if len(data) > maxRead {
+		return nil, 0, fmt.Errorf("node %s: read %s: larger than %d bytes", e.c.node, p, maxRead)
+	}
+	return data, fs.FileMode(mode).Perm(), nil
+}
+
+func (e *execConn) Stat(ctx context.Context, p string) (FileInfo, error) {
+	out, err := e.do(ctx, "stat", p, nil, scriptStat, p)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	return parseInfo(path.Base(p), string(out))
+}
+
+func parseInfo(name, s string) (FileInfo, error) {
+	typ, modeText, ok := strings.Cut(s, " ")
+	mode, err := strconv.ParseUint(modeText, 8, 32)
+	if !ok || err != nil {
+		return FileInfo{}, fmt.Errorf("unexpected stat output %q", s)
+	}
+	return FileInfo{Name: name, IsDir: typ == "d", Mode: fs.FileMode(mode).Perm()}, nil
+}
+
+func (e *execConn) ReadDir(ctx context.Context, dir string) ([]FileInfo, error) {
+	out, err := e.do(ctx, "list", dir, nil, scriptList, dir)
+	if err != nil {
+		return nil, err
+	}
+	var res []FileInfo
+	for _, rec := range strings.Split(string(out), "\x00") {
+		if rec == "" {
+			continue
+		}
+		head, name, ok := strings.Cut(rec[min(len(rec), 2):], " ")
+		if !ok {
+			return nil, fmt.Errorf("node %s: list %s: unexpected output %q", e.c.node, dir, rec)
+		}
+		fi, err := parseInfo(name, rec[:1]+" "+head)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: list %s: %w", e.c.node, dir, err)
+		}
+		res = append(res, fi)
+	}
+	return res, nil
+}
+
+func (e *execConn) WriteFile(ctx context.Context, p string, data []byte, perm fs.FileMode) error {
+	if data == nil {
+		data = []byte{}
+	}
+	_, err := e.do(ctx, "write", p, data, scriptWrite, p, strconv.FormatUint(uint64(perm.Perm()), 8))
+	return err
+}
+
+func (e *execConn) WriteInPlace(ctx context.Context, p string, data []byte) error {
+	if data == nil {
+		data = []byte{}
+	}
+	_, err := e.do(ctx, "write", p, data, scriptWriteInPlace, p)
+	return err
+}
+
+func (e *execConn) Chmod(ctx context.Context, p string, perm fs.FileMode) error {
+	_, err := e.do(ctx, "chmod", p, nil, scriptChmod, p, strconv.FormatUint(uint64(perm.Perm()), 8))
+	return err
+}
+
+func (e *execConn) Remove(ctx context.Context, p string) error {
+	_, err := e.do(ctx, "remove", p, nil, scriptRemove, p)
+	return err
+}

@@ -1,0 +1,201 @@
+package nodes
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+
+	"github.com/pkg/sftp"
+)
+
+// sftpConn serves a pass over the node's persistent SFTP channel.
+type sftpConn struct {
+	*execConn
+	sc *sftp.Client
+}
+
+// op runs one SFTP request bounded by commandTimeout and ctx. pkg/sftp
+// requests cannot be cancelled one by one, so a timeout closes the
+// connection: the blocked request returns and the next pass reconnects.
+func (s *sftpConn) op(ctx context.Context, what, p string, fn func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, s.c.cfg.commandTimeout())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("node %s: %s %s: %w", s.c.node, what, p, s.translate(err))
+		}
+		return nil
+	case <-ctx.Done():
+		s.c.close()
+		<-done
+		return fmt.Errorf("node %s: %s %s: %w", s.c.node, what, p, timeoutErr(ctx))
+	}
+}
+
+// translate turns a broken channel into a ConnectError so the executor
+// reconnects and backs off; file errors pass through.
+func (s *sftpConn) translate(err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	var se *sftp.StatusError
+	if errors.As(err, &se) {
+		return err
+	}
+	if !s.c.alive() || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		s.c.close()
+		return &ConnectError{Node: s.c.node, Err: err}
+	}
+	return err
+}
+
+func (s *sftpConn) ReadFile(ctx context.Context, p string) (data []byte, mode fs.FileMode, err error) {
+	err = s.op(ctx, "read", p, func() error {
+		f, err := s.sc.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		mode = st.Mode().Perm()
+		// io.ReadAll calls Read until EOF: right for /proc files, whose size is 0.
+		data, err = io.ReadAll(io.LimitReader(f, maxRead+1))
+		if err == nil && len(data) > maxRead {
+			return fmt.Errorf("larger than %d bytes", maxRead)
+		}
+		return err
+	})
+	return data, mode, err
+}
+
+func (s *sftpConn) Stat(ctx context.Context, p string) (fi FileInfo, err error) {
+	err = s.op(ctx, "stat", p, func() error {
+		st, err := s.sc.Lstat(p)
+		if err != nil {
+			return err
+		}
+		fi = FileInfo{Name: path.Base(p), IsDir: st.IsDir(), Mode: st.Mode().Perm()}
+		return nil
+	})
+	return fi, err
+}
+
+func (s *sftpConn) ReadDir(ctx context.Context, dir string) (out []FileInfo, err error) {
+	err = s.op(ctx, "list", dir, func() error {
+		ents, err := s.sc.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			out = append(out, FileInfo{Name: e.Name(), IsDir: e.IsDir(), Mode: e.Mode().Perm()})
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *sftpConn) WriteFile(ctx context.Context, p string, data []byte, perm fs.FileMode) error {
+	return s.op(ctx, "write", p, func() error {
+		err := s.writeAtomic(p, data, perm)
+		if err != nil {
+			return s.diagnose(path.Dir(p), err)
+		}
+		return nil
+	})
+}
+
+func (s *sftpConn) writeAtomic(p string, data []byte, perm fs.FileMode) error {
+	dir := path.Dir(p)
+	if err := s.sc.MkdirAll(dir); err != nil {
+		return fmt.Errorf("create directory %s: %w", dir, err)
+	}
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := path.Join(dir, "."+path.Base(p)+".tmp-"+hex.EncodeToString(rnd[:]))
+	f, err := s.sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			_ = s.sc.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil && !errors.Is(err, sftp.ErrSSHFxOpUnsupported) {
+		return fmt.Errorf("fsync: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := s.sc.PosixRename(tmp, p); err != nil {
+		return fmt.Errorf("rename into place: %w", err)
+	}
+	ok = true
+	return nil
+}
+
+// diagnose names the usual causes of a failed write: sftp-server reports a
+// read-only or full filesystem only as a generic "failure".
+func (s *sftpConn) diagnose(dir string, err error) error {
+	var se *sftp.StatusError
+	if !errors.As(err, &se) {
+		return err
+	}
+	for d := dir; ; d = path.Dir(d) {
+		vfs, verr := s.sc.StatVFS(d)
+		if verr == nil {
+			switch {
+			case vfs.Flag&0x1 != 0: // ST_RDONLY
+				return fmt.Errorf("%w (the filesystem holding %s is mounted read-only)", err, dir)
+			case vfs.Favail == 0 || vfs.Bavail*vfs.Frsize < 64<<10:
+				return fmt.Errorf("%w (the filesystem holding %s is full)", err, dir)
+			}
+			return err
+		}
+		if d == "/" || d == "." {
+			return err
+		}
+	}
+}
+
+func (s *sftpConn) WriteInPlace(ctx context.Context, p string, data []byte) error {
+	return s.op(ctx, "write", p, func() error {
+		f, err := s.sc.OpenFile(p, os.O_WRONLY)
+		if err != nil {
+			return err
+		}
+		if _, err := f.Write(data); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	})
+}
+
+func (s *sftpConn) Chmod(ctx context.Context, p string, perm fs.FileMode) error {
+	return s.op(ctx, "chmod", p, func() error { return s.sc.Chmod(p, perm) })
+}
+
+func (s *sftpConn) Remove(ctx context.Context, p string) error {
+	return s.op(ctx, "remove", p, func() error { return s.sc.Remove(p) })
+}
