@@ -39,6 +39,13 @@ var (
 	constraintNoValue = []string{"UNIQUE"}
 )
 
+// ReservedAppEnv are the registry app's env keys the operator sets itself
+// (TLS paths, listen address, HTTP secret); spec.app.env must not set them.
+var ReservedAppEnv = []string{"REGISTRY_HTTP_TLS_CERTIFICATE", "REGISTRY_HTTP_TLS_KEY", "REGISTRY_HTTP_SECRET", "REGISTRY_HTTP_ADDR"}
+
+// OwnedLabelPrefix marks the labels the operator keeps on its apps.
+const OwnedLabelPrefix = "registry-operator/"
+
 type validator struct{ errs FieldErrors }
 
 func (v *validator) add(p, format string, args ...any) {
@@ -242,6 +249,11 @@ func (v *validator) app(a *AppSpec) {
 	}
 	p := "spec.app."
 	v.appCommon(p, a.ID, a.Image, *a.Instances, a.CPUs, a.Mem, a.Constraints, a.ContainerPort, a.VIP, a.Labels, a.Env)
+	for k := range a.Env {
+		if slices.Contains(ReservedAppEnv, k) {
+			v.add(p+"env."+k, "is set by the operator from the spec (tls, registry, httpSecretFile); remove it")
+		}
+	}
 	v.port(p+"hostPort", a.HostPort, true)
 	v.port(p+"servicePort", a.ServicePort, true)
 	v.absPath(p+"certsHostPath", a.CertsHostPath, true)
@@ -313,6 +325,9 @@ func (v *validator) appCommon(p, id, image string, instances int, cpus, mem floa
 	for k := range labels {
 		if k == "" || strings.ContainsAny(k, " \t\n") {
 			v.add(p+"labels", "key %q must be non-empty without whitespace", k)
+		}
+		if strings.HasPrefix(k, OwnedLabelPrefix) {
+			v.add(p+"labels."+k, "the %s prefix is reserved for the operator's own labels", OwnedLabelPrefix)
 		}
 	}
 	for k := range env {

@@ -101,6 +101,8 @@ func TestBadSpecs(t *testing.T) {
 		"vip not host port":      {func(s *Spec, r *Registry) { s.App.VIP = "192.168.0.1" }, "spec.app.vip", "host:port"},
 		"certs host path":        {func(s *Spec, r *Registry) { s.App.CertsHostPath = "/etc/$(x)" }, "spec.app.certsHostPath", "may only hold"},
 		"env name":               {func(s *Spec, r *Registry) { s.App.Env = map[string]string{"BAD-NAME": "x"} }, "spec.app.env.BAD-NAME", "environment variable"},
+		"reserved env":           {func(s *Spec, r *Registry) { s.App.Env = map[string]string{"REGISTRY_HTTP_TLS_KEY": "/x"} }, "spec.app.env.REGISTRY_HTTP_TLS_KEY", "set by the operator"},
+		"reserved label":         {func(s *Spec, r *Registry) { s.App.Labels = map[string]string{"registry-operator/owner": "x"} }, "spec.app.labels.registry-operator/owner", "reserved"},
 		"health protocol":        {func(s *Spec, r *Registry) { s.App.HealthCheck.Protocol = "UDP" }, "spec.app.healthCheck.protocol", "must be one of"},
 		"health timeout":         {func(s *Spec, r *Registry) { s.App.HealthCheck.Timeout = D(2 * time.Minute) }, "spec.app.healthCheck.timeout", "shorter than interval"},
 		"upgrade ratio":          {func(s *Spec, r *Registry) { s.App.UpgradeStrategy = &UpgradeStrategy{MaximumOverCapacity: f(2)} }, "spec.app.upgradeStrategy.maximumOverCapacity", "between 0 and 1"},

@@ -161,6 +161,12 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if ctx.Err() != nil { // fenced or stopped before we began: start nothing
+		stop()
+		m.shutdownQueues()
+		m.finish()
+		return nil
+	}
 	var wg sync.WaitGroup
 	m.startWorkers(work, &wg)
 	m.ResyncAll()

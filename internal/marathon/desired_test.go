@@ -161,3 +161,10 @@ func TestBuildRegistryEssentials(t *testing.T) {
 		t.Error("empty http secret accepted")
 	}
 }
+
+// The spec validator rejects exactly the env keys the builder owns.
+func TestReservedEnvMatchesValidation(t *testing.T) {
+	if !slices.Equal(slices.Sorted(slices.Values(ReservedEnv)), slices.Sorted(slices.Values(v1alpha1.ReservedAppEnv))) {
+		t.Fatalf("builder owns %v, validation reserves %v", ReservedEnv, v1alpha1.ReservedAppEnv)
+	}
+}
