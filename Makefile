@@ -21,6 +21,10 @@ build: ## Build bin/registry-operator, bin/marathon-sim and bin/testfleet
 	go build -o $(BIN)/marathon-sim ./cmd/marathon-sim
 	go build -o $(BIN)/testfleet ./hack/cmd/testfleet
 
+.PHONY: image
+image: ## Build the operator's container image (needs a Docker engine)
+	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) -t registry-operator/registry-operator:$(VERSION) .
+
 .PHONY: run
 run: build ## Run the operator with CONFIG (default: the sample) on :9090
 	$(BIN)/registry-operator run --config $(CONFIG) --listen 127.0.0.1:9090

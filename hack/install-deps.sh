@@ -9,7 +9,7 @@ set -euo pipefail
 declare -A want=(
   [sshd]=openssh-server [ssh]=openssh-client [ip]=iproute2 [sudo]=sudo [nsenter]=util-linux
   [docker-registry]=docker-registry [skopeo]=skopeo [openssl]=openssl [curl]=curl
-  [promtool]=prometheus [chromium]=chromium [zkServer.sh]=zookeeper
+  [promtool]=prometheus [chromium]=chromium [zkServer.sh]=zookeeper [pgrep]=procps [update-ca-certificates]=ca-certificates
 )
 declare -A path=([sshd]=/usr/sbin/sshd [zkServer.sh]=/usr/share/zookeeper/bin/zkServer.sh)
 missing=()
@@ -25,6 +25,6 @@ printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
 chmod +x /usr/sbin/policy-rc.d
 trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt-get -o DPkg::Lock::Timeout=600 update -qq
+apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done"

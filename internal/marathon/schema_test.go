@@ -65,6 +65,27 @@ func TestSchemaRejectsInvalidApps(t *testing.T) {
 	}
 }
 
+func TestHADeployFileValidates(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/marathon/registry-operator-ha.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validateApp(t, b); err != nil {
+		t.Fatalf("deploy/marathon/registry-operator-ha.json does not pass Marathon's schema: %v", err)
+	}
+	var app struct {
+		Instances       int
+		Labels          map[string]string
+		UpgradeStrategy struct{ MinimumHealthCapacity, MaximumOverCapacity float64 }
+	}
+	if err := json.Unmarshal(b, &app); err != nil {
+		t.Fatal(err)
+	}
+	if app.Instances < 2 || app.Labels["MARATHON_SINGLE_INSTANCE_APP"] != "" || app.UpgradeStrategy.MaximumOverCapacity != 0 {
+		t.Errorf("HA app must run two instances, one replaced at a time: %+v", app)
+	}
+}
+
 func TestDeployFileValidates(t *testing.T) {
 	b, err := os.ReadFile("../../deploy/marathon/registry-operator.json")
 	if err != nil {
