@@ -1,7 +1,6 @@
 package marathonsim
 
 import (
-	"encoding/json"
 	"reflect"
 	"sort"
 	"strings"
@@ -304,7 +303,3 @@ func splitSelector(sel string) []string {
 	return append(out, sel[start:])
 }
 
-func mustJSON(v any) json.RawMessage {
-	b, _ := json.Marshal(v)
-	return b
-}

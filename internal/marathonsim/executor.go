@@ -166,17 +166,6 @@ func (a AppSpec) Image() string {
 	return a.Container.Docker.Image
 }
 
-// portCount is the number of ports a task of the app gets.
-func (a AppSpec) portCount() int {
-	if a.NetworkMode() == "host" {
-		return len(a.PortDefinitions)
-	}
-	if a.Container == nil {
-		return 0
-	}
-	return len(a.Container.PortMappings)
-}
-
 func specOf(def map[string]any) AppSpec {
 	var sp AppSpec
 	b, _ := json.Marshal(def)
