@@ -94,16 +94,7 @@ func (d *Discovery) setFleet(spec *v1alpha1.Spec, fleet []state.Node) {
 }
 
 func (d *Discovery) enqueueAll(spec *v1alpha1.Spec) {
-	var rs []string
-	if spec.TrustEnabled() {
-		rs = append(rs, metrics.Trust)
-	}
-	if spec.ConntrackEnabled() {
-		rs = append(rs, metrics.Conntrack)
-	}
-	if spec.PlacementEnabled() {
-		rs = append(rs, metrics.Placement)
-	}
+	rs := nodeReconcilers(spec)
 	for _, n := range d.store.Nodes() {
 		for _, r := range rs {
 			d.enqueue(r, n.Address)

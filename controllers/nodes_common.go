@@ -98,17 +98,23 @@ func (d *NodeDeps) updateNodesGauge(spec *v1alpha1.Spec) {
 	updateNodesGauge(spec, d.Store, d.Metrics)
 }
 
-func updateNodesGauge(spec *v1alpha1.Spec, st *state.Store, m *metrics.Metrics) {
-	var active []string
+// nodeReconcilers lists the per-node reconcilers the spec turns on.
+func nodeReconcilers(spec *v1alpha1.Spec) []string {
+	var rs []string
 	if spec.TrustEnabled() {
-		active = append(active, metrics.Trust)
+		rs = append(rs, metrics.Trust)
 	}
 	if spec.ConntrackEnabled() {
-		active = append(active, metrics.Conntrack)
+		rs = append(rs, metrics.Conntrack)
 	}
 	if spec.PlacementEnabled() {
-		active = append(active, metrics.Placement)
+		rs = append(rs, metrics.Placement)
 	}
+	return rs
+}
+
+func updateNodesGauge(spec *v1alpha1.Spec, st *state.Store, m *metrics.Metrics) {
+	active := nodeReconcilers(spec)
 	counts := map[string]float64{metrics.NodeInSync: 0, metrics.NodeOutOfSync: 0, metrics.NodeUnreachable: 0}
 	for _, n := range st.Nodes() {
 		switch {

@@ -25,12 +25,17 @@ type fakeNode struct {
 	files  map[string][]byte
 	modes  map[string]fs.FileMode
 	dirs   map[string]bool
+	links  map[string]string
 	writes int
 	ro     bool
+	// run, when set, answers Run; runs records every script run.
+	run  func(script string, args []string) ([]byte, error)
+	runs []string
 }
 
 func newFakeNode() *fakeNode {
-	return &fakeNode{files: map[string][]byte{}, modes: map[string]fs.FileMode{}, dirs: map[string]bool{"/": true}}
+	return &fakeNode{files: map[string][]byte{}, modes: map[string]fs.FileMode{}, dirs: map[string]bool{"/": true},
+		links: map[string]string{}}
 }
 
 // fakeExec hands out fakeNodes; a node with an error in down is unreachable.
@@ -76,6 +81,9 @@ func (c *fakeConn) Stat(_ context.Context, p string) (nodes.FileInfo, error) {
 	if _, ok := c.n.files[p]; ok {
 		return nodes.FileInfo{Name: path.Base(p), Mode: c.n.modes[p]}, nil
 	}
+	if _, ok := c.n.links[p]; ok {
+		return nodes.FileInfo{Name: path.Base(p), IsLink: true, Mode: 0o777}, nil
+	}
 	return nodes.FileInfo{}, notExist(p)
 }
 func (c *fakeConn) ReadDir(_ context.Context, dir string) ([]nodes.FileInfo, error) {
@@ -91,6 +99,11 @@ func (c *fakeConn) ReadDir(_ context.Context, dir string) ([]nodes.FileInfo, err
 	for f := range c.n.files {
 		if path.Dir(f) == dir {
 			out = append(out, nodes.FileInfo{Name: path.Base(f), Mode: c.n.modes[f]})
+		}
+	}
+	for l := range c.n.links {
+		if path.Dir(l) == dir {
+			out = append(out, nodes.FileInfo{Name: path.Base(l), IsLink: true, Mode: 0o777})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -121,6 +134,11 @@ func (c *fakeConn) Chmod(_ context.Context, p string, perm fs.FileMode) error {
 	return nil
 }
 func (c *fakeConn) Remove(_ context.Context, p string) error {
+	if _, ok := c.n.links[p]; ok {
+		delete(c.n.links, p)
+		c.n.writes++
+		return nil
+	}
 	if _, ok := c.n.files[p]; ok {
 		delete(c.n.files, p)
 		c.n.writes++
@@ -138,8 +156,33 @@ func (c *fakeConn) Remove(_ context.Context, p string) error {
 	}
 	return notExist(p)
 }
-func (c *fakeConn) Run(context.Context, string, ...string) ([]byte, error) {
-	return nil, fmt.Errorf("fake node runs no commands")
+func (c *fakeConn) Symlink(_ context.Context, target, link string) error {
+	if c.n.ro {
+		return fmt.Errorf("symlink %s: read-only file system", link)
+	}
+	if !c.n.dirs[path.Dir(link)] {
+		return notExist(path.Dir(link))
+	}
+	if _, ok := c.n.files[link]; ok {
+		return fmt.Errorf("symlink %s: fake replaces only links", link)
+	}
+	c.n.links[link] = target
+	c.n.writes++
+	return nil
+}
+func (c *fakeConn) Readlink(_ context.Context, p string) (string, error) {
+	t, ok := c.n.links[p]
+	if !ok {
+		return "", notExist(p)
+	}
+	return t, nil
+}
+func (c *fakeConn) Run(_ context.Context, script string, args ...string) ([]byte, error) {
+	if c.n.run == nil {
+		return nil, fmt.Errorf("fake node runs no commands")
+	}
+	c.n.runs = append(c.n.runs, script)
+	return c.n.run(script, args)
 }
 
 // nodeEnv wires the node reconcilers to fakes.

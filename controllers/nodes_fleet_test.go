@@ -95,7 +95,13 @@ func must(t *testing.T, err error) {
 
 func newFleetEnv(t *testing.T, n int, edit func(*v1alpha1.Spec, *testfleet.Fleet)) *fleetEnv {
 	t.Helper()
-	f := testfleet.StartT(t, testfleet.Options{N: n})
+	return newFleetEnvOpts(t, testfleet.Options{N: n}, edit)
+}
+
+func newFleetEnvOpts(t *testing.T, opts testfleet.Options, edit func(*v1alpha1.Spec, *testfleet.Fleet)) *fleetEnv {
+	t.Helper()
+	n := opts.N
+	f := testfleet.StartT(t, opts)
 	e := &fleetEnv{f: f, store: state.New(), metrics: metrics.New(metrics.BuildInfo{}), mesos: &fakeLister{},
 		queued: map[string]bool{}}
 	for i := range n {

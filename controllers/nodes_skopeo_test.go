@@ -78,40 +78,7 @@ func TestFleetSkopeoTrust(t *testing.T) {
 	e.store.SetPKI(p.pki)
 
 	dir := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(dir, "tls.crt"), p.certPEM, 0o644))
-	must(t, os.WriteFile(filepath.Join(dir, "tls.key"), p.keyPEM, 0o600))
-	config := "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: " + filepath.Join(dir, "data") +
-		"\nhttp:\n  addr: :5000\n  tls:\n    certificate: " + filepath.Join(dir, "tls.crt") + "\n    key: " + filepath.Join(dir, "tls.key") + "\n"
-	must(t, os.WriteFile(filepath.Join(dir, "config.yml"), []byte(config), 0o644))
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := reg.Command(ctx, "docker-registry", "serve", filepath.Join(dir, "config.yml"))
-	var regLog bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &regLog, &regLog
-	cmd.WaitDelay = 5 * time.Second // nsenter's child may outlive it for a moment
-	must(t, cmd.Start())
-	t.Cleanup(func() {
-		for _, pid := range descendants(t, reg.HolderPID(), "docker-registry") {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("docker-registry log:\n%s", regLog.String())
-		}
-	})
-	addr := e.spec.Registry.Address
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry did not listen on %s: %v\n%s", addr, err, regLog.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-
+	addr := startFleetRegistry(t, reg, p, dir)
 	layout := filepath.Join(dir, "image")
 	writeOCILayout(t, layout)
 	policy := filepath.Join(dir, "policy.json")
@@ -134,4 +101,44 @@ func TestFleetSkopeoTrust(t *testing.T) {
 	if out, err := copyImage(); err != nil {
 		t.Fatalf("after the trust pass: %v\n%s", err, out)
 	}
+}
+
+// startFleetRegistry runs a real docker-registry on h, port 5000, serving
+// p's server certificate, with its files in dir; it is killed in cleanup.
+func startFleetRegistry(t *testing.T, h *testfleet.Host, p fleetPKI, dir string) string {
+	t.Helper()
+	must(t, os.WriteFile(filepath.Join(dir, "tls.crt"), p.certPEM, 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "tls.key"), p.keyPEM, 0o600))
+	config := "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: " + filepath.Join(dir, "data") +
+		"\nhttp:\n  addr: :5000\n  tls:\n    certificate: " + filepath.Join(dir, "tls.crt") + "\n    key: " + filepath.Join(dir, "tls.key") + "\n"
+	must(t, os.WriteFile(filepath.Join(dir, "config.yml"), []byte(config), 0o644))
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := h.Command(ctx, "docker-registry", "serve", filepath.Join(dir, "config.yml"))
+	var regLog bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &regLog, &regLog
+	cmd.WaitDelay = 5 * time.Second // nsenter's child may outlive it for a moment
+	must(t, cmd.Start())
+	t.Cleanup(func() {
+		for _, pid := range descendants(t, h.HolderPID(), "docker-registry") {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		cancel()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("docker-registry log:\n%s", regLog.String())
+		}
+	})
+	addr := h.Address + ":5000"
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("docker-registry did not listen on %s: %v\n%s", addr, err, regLog.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return addr
 }

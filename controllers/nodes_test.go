@@ -105,7 +105,7 @@ func TestTrustReportThenEnforce(t *testing.T) {
 func TestTrustPort443AndRuntimes(t *testing.T) {
 	e := newNodeEnv(t, func(s *v1alpha1.Spec) {
 		s.Registry.Address = "registry.test:443"
-		s.Trust.Runtimes = []string{v1alpha1.RuntimeDocker, v1alpha1.RuntimeContainers, v1alpha1.RuntimeContainerd, v1alpha1.RuntimeUCR}
+		s.Trust.Runtimes = []string{v1alpha1.RuntimeDocker, v1alpha1.RuntimeContainers, v1alpha1.RuntimeContainerd}
 	})
 	publishBundle(e.store, "CA1")
 	if _, err := NewTrust(e.deps).Reconcile(context.Background(), nodeA); err != nil {
@@ -124,8 +124,8 @@ func TestTrustPort443AndRuntimes(t *testing.T) {
 	if !strings.Contains(h, `ca = "/etc/containerd/certs.d/registry.test:443/ca.crt"`) || !strings.Contains(h, `server = "https://registry.test:443"`) {
 		t.Errorf("hosts.toml:\n%s", h)
 	}
-	if c := e.concern(t, nodeA, metrics.Trust); !c.InSync || !strings.Contains(c.Detail, "ucr") {
-		t.Errorf("concern %+v: want in sync, with the unmanaged runtime named", c)
+	if c := e.concern(t, nodeA, metrics.Trust); !c.InSync || c.Detail != "" {
+		t.Errorf("concern %+v: want in sync", c)
 	}
 }
 

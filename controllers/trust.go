@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
@@ -16,11 +17,14 @@ import (
 
 // Trust makes every agent's container runtimes trust the registry's CA
 // bundle. Each runtime is one trustOutput; one pass per node covers all of
-// them over the node's one SFTP channel. It never restarts a daemon: Docker,
-// skopeo and podman read certs.d on every connection.
+// them over the node's one SFTP channel. It never restarts a daemon for a
+// CA: Docker, skopeo, podman, containerd and the Mesos fetcher read their
+// trust on every connection. Only tls.mode insecure needs dockerd restarted
+// (trust_insecure.go), and only trust.allowDockerRestart lets it do that.
 type Trust struct {
 	NodeDeps
-	outputs map[string]func(*v1alpha1.TrustSpec) trustOutput
+	outputs  map[string]func(*v1alpha1.TrustSpec) trustOutput
+	restarts restartGate
 }
 
 // NewTrust returns the node trust reconciler.
@@ -35,7 +39,10 @@ func NewTrust(d NodeDeps) *Trust {
 		v1alpha1.RuntimeContainerd: func(*v1alpha1.TrustSpec) trustOutput {
 			return &certsDirOutput{roots: []string{ContainerdCertsDir}, files: containerdFiles}
 		},
-	}}
+		v1alpha1.RuntimeUCR: func(t *v1alpha1.TrustSpec) trustOutput {
+			return &ucrOutput{dir: t.UCRCertsDir}
+		},
+	}, restarts: restartGate{pending: map[string]bool{}}}
 }
 
 // Where the runtimes other than Docker look for per-registry trust.
@@ -48,6 +55,9 @@ const (
 type trustWant struct {
 	bundle []byte
 	hash   string
+	// cas are the bundle's certificates one by one, for the outputs that
+	// keep one file per CA (UCR, the system store).
+	cas []trustCA
 	// names are the certs.d directory names clients may use for the
 	// registry: "host:port", plus "host" when the port is 443.
 	names []string
@@ -65,6 +75,10 @@ func (t *Trust) Reconcile(ctx context.Context, key string) (manager.Result, erro
 	spec := t.Spec()
 	if !spec.TrustEnabled() || spec.Registry == nil {
 		return manager.Result{}, nil
+	}
+	if spec.TLS != nil && spec.TLS.Mode == v1alpha1.TLSInsecure {
+		// No CA exists in this mode; the registry is trusted by name.
+		return t.insecurePass(ctx, key, spec)
 	}
 	pki := t.Store.PKI()
 	if len(pki.Bundle) == 0 {
@@ -85,6 +99,14 @@ func (t *Trust) Reconcile(ctx context.Context, key string) (manager.Result, erro
 			continue
 		}
 		outs = append(outs, mk(spec.Trust))
+	}
+	if spec.Trust.SystemStore {
+		outs = append(outs, systemStoreOutput{})
+	}
+	if slices.Contains(spec.Trust.Runtimes, v1alpha1.RuntimeUCR) || spec.Trust.SystemStore {
+		if w.cas, err = splitBundle(pki.Bundle); err != nil {
+			return manager.Result{}, fmt.Errorf("trust: the published CA bundle: %w", err)
+		}
 	}
 	return t.nodePass(ctx, metrics.Trust, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
 		o.want = w.hash

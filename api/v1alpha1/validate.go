@@ -95,6 +95,13 @@ func Warnings(r *Registry) []string {
 	if s.App != nil && enabled(s.App.Enabled) && s.Marathon == nil {
 		w = append(w, "spec.app: enabled but spec.marathon is absent, so the app will not be managed")
 	}
+	if t := s.Trust; t != nil && t.AllowDockerRestart {
+		if s.TLS == nil || s.TLS.Mode != TLSInsecure {
+			w = append(w, "spec.trust.allowDockerRestart: has no effect unless tls.mode is insecure")
+		} else {
+			w = append(w, "spec.trust.allowDockerRestart: restarting dockerd stops its containers unless live-restore is enabled on the agents")
+		}
+	}
 	if s.Nodes != nil && s.Nodes.SSH.HostKeyPolicy == HostKeyAcceptNew {
 		w = append(w, "spec.nodes.ssh.hostKeyPolicy: acceptNew trusts the first key each new agent presents")
 	}

@@ -30,6 +30,12 @@ type Conn interface {
 	Chmod(ctx context.Context, path string, perm fs.FileMode) error
 	// Remove deletes a file, a symlink or an empty directory.
 	Remove(ctx context.Context, path string) error
+	// Symlink makes link a symbolic link to target, replacing whatever
+	// link held atomically (a temp link renamed over it), so a reader
+	// never finds the name missing.
+	Symlink(ctx context.Context, target, link string) error
+	// Readlink returns a symbolic link's target; fs.ErrNotExist when absent.
+	Readlink(ctx context.Context, path string) (string, error)
 	// Run executes a fixed POSIX sh script; args reach it as "$1"... and are
 	// never parsed as shell text. It starts a process on the node.
 	Run(ctx context.Context, script string, args ...string) ([]byte, error)
@@ -39,7 +45,9 @@ type Conn interface {
 type FileInfo struct {
 	Name  string
 	IsDir bool
-	Mode  fs.FileMode // permission bits
+	// IsLink: a symbolic link (never followed: IsDir is false for it).
+	IsLink bool
+	Mode   fs.FileMode // permission bits
 }
 
 // maxRead bounds what a pass reads from one file: certificates, keys and

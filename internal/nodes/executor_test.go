@@ -97,6 +97,43 @@ func fsContract(t *testing.T, e *Executor, cfg Config, node string) {
 		if _, err := os.Stat(filepath.Dir(target)); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("directory still there: %v", err)
 		}
+		// Symbolic links: created, replaced atomically, read, listed, never followed.
+		linkDir := filepath.Join(dir, "links")
+		must(t, os.MkdirAll(linkDir, 0o755))
+		must(t, os.WriteFile(filepath.Join(linkDir, "a.crt"), []byte("a"), 0o644))
+		link := filepath.Join(linkDir, "1a2b3c4d.0")
+		if err := c.Symlink(ctx, "a.crt", link); err != nil {
+			t.Fatalf("symlink: %v", err)
+		}
+		if err := c.Symlink(ctx, "b.crt", link); err != nil {
+			t.Errorf("replace symlink: %v", err)
+		}
+		if got, err := c.Readlink(ctx, link); err != nil || got != "b.crt" {
+			t.Errorf("readlink = %q, %v; want b.crt", got, err)
+		}
+		if got, _ := os.Readlink(link); got != "b.crt" {
+			t.Errorf("link on disk -> %q", got)
+		}
+		if _, err := c.Readlink(ctx, filepath.Join(linkDir, "missing.0")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("readlink missing: %v, want fs.ErrNotExist", err)
+		}
+		if _, err := c.Readlink(ctx, filepath.Join(linkDir, "a.crt")); err == nil {
+			t.Error("readlink of a regular file succeeded")
+		}
+		if fi, err := c.Stat(ctx, link); err != nil || !fi.IsLink || fi.IsDir {
+			t.Errorf("stat of a dangling link: %+v %v", fi, err)
+		}
+		ents, err = c.ReadDir(ctx, linkDir)
+		kinds := map[string]bool{}
+		for _, en := range ents {
+			kinds[en.Name] = en.IsLink
+		}
+		if err != nil || len(ents) != 2 || !kinds["1a2b3c4d.0"] || kinds["a.crt"] {
+			t.Errorf("list links: %+v %v (no temp links may remain)", ents, err)
+		}
+		if err := c.Remove(ctx, link); err != nil {
+			t.Errorf("remove link: %v", err)
+		}
 		// Values reach the script as data, never as shell text.
 		evil := "a'b\"c $(touch " + dir + "/pwned) `x`; *"
 		out, err := c.Run(ctx, `printf '%s|%s' "$1" "$2"`, evil, "")

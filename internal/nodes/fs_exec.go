@@ -21,13 +21,14 @@ const (
 	scriptRead = `[ -e "$1" ] || exit 3
 stat -c %a -- "$1" && exec cat -- "$1"`
 	scriptStat = `[ -e "$1" ] || [ -L "$1" ] || exit 3
-if [ -d "$1" ] && [ ! -L "$1" ]; then t=d; else t=f; fi
+if [ -L "$1" ]; then t=l; elif [ -d "$1" ]; then t=d; else t=f; fi
 printf '%s %s' "$t" "$(stat -c %a -- "$1")"`
 	scriptList = `[ -d "$1" ] || exit 3
 cd -- "$1" || exit 1
 for f in * .[!.]* ..?*; do
-	if [ -d "$f" ] && [ ! -L "$f" ]; then printf 'd %s %s\0' "$(stat -c %a -- "$f")" "$f"
-	elif [ -e "$f" ] || [ -L "$f" ]; then printf 'f %s %s\0' "$(stat -c %a -- "$f")" "$f"; fi
+	if [ -L "$f" ]; then printf 'l %s %s\0' "$(stat -c %a -- "$f")" "$f"
+	elif [ -d "$f" ]; then printf 'd %s %s\0' "$(stat -c %a -- "$f")" "$f"
+	elif [ -e "$f" ]; then printf 'f %s %s\0' "$(stat -c %a -- "$f")" "$f"; fi
 done`
 	scriptWrite = `set -e
 d=$(dirname -- "$1")
@@ -41,6 +42,13 @@ mv -f -- "$t" "$1"
 trap - EXIT`
 	scriptWriteInPlace = `[ -e "$1" ] || exit 3
 cat > "$1"`
+	scriptSymlink = `set -e
+t="$(dirname -- "$2")/.${2##*/}.tmp-$$"
+ln -s -- "$1" "$t"
+if [ -L "$2" ] && [ -d "$2" ]; then rm -f -- "$2"; fi
+mv -f -- "$t" "$2" || { rm -f -- "$t"; exit 1; }`
+	scriptReadlink = `[ -L "$1" ] || { [ -e "$1" ] && { echo "not a symbolic link" >&2; exit 1; }; exit 3; }
+exec readlink -- "$1"`
 	scriptChmod  = `chmod "$2" -- "$1"`
 	scriptRemove = `if [ -d "$1" ] && [ ! -L "$1" ]; then rmdir -- "$1"; else [ -e "$1" ] || [ -L "$1" ] || exit 3; rm -f -- "$1"; fi`
 )
@@ -97,7 +105,7 @@ func parseInfo(name, s string) (FileInfo, error) {
 	if !ok || err != nil {
 		return FileInfo{}, fmt.Errorf("unexpected stat output %q", s)
 	}
-	return FileInfo{Name: name, IsDir: typ == "d", Mode: fs.FileMode(mode).Perm()}, nil
+	return FileInfo{Name: name, IsDir: typ == "d", IsLink: typ == "l", Mode: fs.FileMode(mode).Perm()}, nil
 }
 
 func (e *execConn) ReadDir(ctx context.Context, dir string) ([]FileInfo, error) {
@@ -147,4 +155,17 @@ func (e *execConn) Chmod(ctx context.Context, p string, perm fs.FileMode) error 
 func (e *execConn) Remove(ctx context.Context, p string) error {
 	_, err := e.do(ctx, "remove", p, nil, scriptRemove, p)
 	return err
+}
+
+func (e *execConn) Symlink(ctx context.Context, target, link string) error {
+	_, err := e.do(ctx, "symlink", link, nil, scriptSymlink, target, link)
+	return err
+}
+
+func (e *execConn) Readlink(ctx context.Context, p string) (string, error) {
+	out, err := e.do(ctx, "readlink", p, nil, scriptReadlink, p)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(string(out), "\n"), nil
 }

@@ -86,7 +86,7 @@ func (s *sftpConn) Stat(ctx context.Context, p string) (fi FileInfo, err error) 
 		if err != nil {
 			return err
 		}
-		fi = FileInfo{Name: path.Base(p), IsDir: st.IsDir(), Mode: st.Mode().Perm()}
+		fi = FileInfo{Name: path.Base(p), IsDir: st.IsDir(), IsLink: st.Mode()&fs.ModeSymlink != 0, Mode: st.Mode().Perm()}
 		return nil
 	})
 	return fi, err
@@ -99,7 +99,8 @@ func (s *sftpConn) ReadDir(ctx context.Context, dir string) (out []FileInfo, err
 			return err
 		}
 		for _, e := range ents {
-			out = append(out, FileInfo{Name: e.Name(), IsDir: e.IsDir(), Mode: e.Mode().Perm()})
+			// sftp-server lstats directory entries: links are not followed.
+			out = append(out, FileInfo{Name: e.Name(), IsDir: e.IsDir(), IsLink: e.Mode()&fs.ModeSymlink != 0, Mode: e.Mode().Perm()})
 		}
 		return nil
 	})
@@ -198,4 +199,29 @@ func (s *sftpConn) Chmod(ctx context.Context, p string, perm fs.FileMode) error 
 
 func (s *sftpConn) Remove(ctx context.Context, p string) error {
 	return s.op(ctx, "remove", p, func() error { return s.sc.Remove(p) })
+}
+
+func (s *sftpConn) Symlink(ctx context.Context, target, link string) error {
+	return s.op(ctx, "symlink", link, func() error {
+		var rnd [6]byte
+		_, _ = rand.Read(rnd[:])
+		tmp := path.Join(path.Dir(link), "."+path.Base(link)+".tmp-"+hex.EncodeToString(rnd[:]))
+		if err := s.sc.Symlink(target, tmp); err != nil {
+			return s.diagnose(path.Dir(link), err)
+		}
+		if err := s.sc.PosixRename(tmp, link); err != nil {
+			_ = s.sc.Remove(tmp)
+			return fmt.Errorf("rename into place: %w", err)
+		}
+		return nil
+	})
+}
+
+func (s *sftpConn) Readlink(ctx context.Context, p string) (target string, err error) {
+	err = s.op(ctx, "readlink", p, func() error {
+		t, err := s.sc.ReadLink(p)
+		target = t
+		return err
+	})
+	return target, err
 }

@@ -9,6 +9,7 @@
 //
 //	/etc/docker /etc/sysctl.d /etc/modules-load.d /etc/privateregistry
 //	/etc/containers /etc/containerd /var/lib/dcos /data /root /home
+//	/etc/ssl/certs /usr/local/share/ca-certificates /etc/ca-certificates
 //
 // so what an agent would keep there is isolated per host, and root's login
 // environment is clean (no shell start-up files, so an SSH session costs

@@ -27,6 +27,10 @@ const (
 var PrivatePaths = []string{
 	"/etc/docker", "/etc/sysctl.d", "/etc/modules-load.d", "/etc/privateregistry",
 	"/etc/containers", "/etc/containerd", "/var/lib/dcos", "/data", "/root", "/home",
+	// The OS trust store, so update-ca-certificates inside a host changes
+	// only that host; /etc/ca-certificates holds its hooks, which would
+	// otherwise act on the machine (ca-certificates-java runs dpkg).
+	"/etc/ssl/certs", "/usr/local/share/ca-certificates", "/etc/ca-certificates",
 }
 
 // Options configures a fleet. Only N is required.
