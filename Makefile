@@ -16,10 +16,11 @@ help: ## Show the targets
 
 ##@ Build
 .PHONY: build
-build: ## Build bin/registry-operator, bin/marathon-sim and bin/testfleet
+build: ## Build bin/registry-operator, bin/marathon-sim, bin/testfleet and bin/sandbox
 	go build -ldflags "$(LDFLAGS)" -o $(BIN)/registry-operator ./cmd/registry-operator
 	go build -o $(BIN)/marathon-sim ./cmd/marathon-sim
 	go build -o $(BIN)/testfleet ./hack/cmd/testfleet
+	go build -o $(BIN)/sandbox ./hack/cmd/sandbox
 
 .PHONY: image
 image: ## Build the operator's container image (needs a Docker engine)
@@ -33,6 +34,15 @@ run: build ## Run the operator with CONFIG (default: the sample) on :9090
 plan: build ## Show what the operator would change for CONFIG
 	$(BIN)/registry-operator plan --config $(CONFIG)
 
+##@ Demo
+.PHONY: demo
+demo: ## As root: 3 agents + Marathon emulator + the operator on this machine, until Ctrl-C (docs/demo.md)
+	hack/demo.sh
+
+.PHONY: demo-down
+demo-down: ## As root: stop the demo and remove every namespace, link, process and file it made
+	hack/demo.sh down
+
 ##@ Test
 .PHONY: deps
 deps: ## Install the Debian packages the tests use (root)
@@ -42,6 +52,10 @@ deps: ## Install the Debian packages the tests use (root)
 test: ## Unit and integration tests (as root also the real-OpenSSH, registry and browser tests)
 	go vet ./...
 	go test -count=1 -timeout 30m ./...
+
+.PHONY: e2e
+e2e: ## End-to-end suite on a sandbox (root; real sshd, docker-registry, skopeo)
+	go test -count=1 -timeout 20m -tags e2e ./test/e2e/...
 
 .PHONY: fuzz
 fuzz: ## Fuzz the config loader for 60s
@@ -55,6 +69,10 @@ lint: $(GOBIN)/staticcheck ## go vet, gofmt and staticcheck
 
 $(GOBIN)/staticcheck:
 	GOBIN=$(GOBIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+.PHONY: bench
+bench: build ## Benchmark against Ansible and ssh loops on real sshd hosts (root; BENCH_NODES=1000, BENCH_SCALE=1); writes docs/benchmarks.*
+	hack/bench.sh
 
 .PHONY: check-alerts
 check-alerts: ## promtool check + test the Prometheus alert rules

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
+	"github.com/registry-operator/registry-operator/internal/pki"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -91,7 +92,7 @@ func probeOne(ctx context.Context, dial DialFunc, reg *v1alpha1.RegistryEndpoint
 	}
 	defer resp.Body.Close()
 	leaf := resp.TLS.PeerCertificates[0]
-	serial = leaf.SerialNumber.Text(16)
+	serial = pki.Serial(leaf)
 	current = bytes.Equal(leaf.Raw, want.Raw)
 	var names []string
 	names = append(names, reg.DNSNames...)
@@ -103,7 +104,7 @@ func probeOne(ctx context.Context, dial DialFunc, reg *v1alpha1.RegistryEndpoint
 	}
 	if !current {
 		return serial, false, fmt.Errorf("serves certificate serial %s, want %s (the one issued last)",
-			serial, want.SerialNumber.Text(16))
+			serial, pki.Serial(want))
 	}
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized {
 		return serial, current, fmt.Errorf("GET /v2/ answered %s: not a registry", resp.Status)

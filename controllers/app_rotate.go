@@ -9,6 +9,7 @@ import (
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/marathon"
 	"github.com/registry-operator/registry-operator/internal/metrics"
+	pkipkg "github.com/registry-operator/registry-operator/internal/pki"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -61,7 +62,7 @@ func (r *AppReconciler) rotate(ctx context.Context, p *pass, cur *marathon.AppSt
 func (r *AppReconciler) restart(ctx context.Context, p *pass, pki state.PKI, pr probeResult) (manager.Result, error) {
 	want, _ := firstCert(pki.ServerChain)
 	line := fmt.Sprintf("restart: serving certificate serial %s -> %s (generation %d)",
-		orUnknown(pr.Serial), want.SerialNumber.Text(16), pki.Generation)
+		orUnknown(pr.Serial), pkipkg.Serial(want), pki.Generation)
 	if ok, missing := r.placed(p, pki); !ok {
 		p.st.Diff = append(p.st.Diff, line+", waiting for placement on "+strings.Join(missing, ","))
 		return r.recordRequeue(p, nil)
