@@ -302,4 +302,3 @@ func splitSelector(sel string) []string {
 	}
 	return append(out, sel[start:])
 }
-
