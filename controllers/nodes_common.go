@@ -75,12 +75,19 @@ func (d *NodeDeps) nodePass(ctx context.Context, name, key string, spec *v1alpha
 	}
 	d.Store.SetContact(key, true, now, "")
 	c := state.Concern{InSync: err == nil && !o.pending, Detail: o.detail, Changes: o.changes, Hash: o.carried, Checked: now}
+	switch {
+	case c.InSync:
+		c.SyncedWant = o.want
+	case o.want == "" || prev.SyncedWant == o.want:
+		c.SyncedWant = prev.SyncedWant // drift found in report mode (or a failed repair) is still drift
+	}
+	wasSynced := (prev.InSync && prev.Hash == o.want) || (o.want != "" && prev.SyncedWant == o.want)
 	if err != nil {
 		c.Error = err.Error()
 	}
 	d.Store.SetConcern(key, name, c)
 	d.Metrics.SetOutOfSync(name, key, !c.InSync)
-	if err == nil && !spec.Report() && len(o.changes) > 0 && prev.InSync && prev.Hash == o.want {
+	if err == nil && !spec.Report() && len(o.changes) > 0 && wasSynced {
 		d.Metrics.DriftCorrections.WithLabelValues(name).Inc()
 		d.Log.Info("drift corrected", "reconciler", name, "node", key, "changes", o.changes)
 	} else if len(o.changes) > 0 && !spec.Report() {

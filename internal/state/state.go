@@ -70,8 +70,12 @@ type Concern struct {
 	// Hash is what the node carries (bundle hash for trust, chain hash for
 	// placement), so the certificate reconciler can tell when a new bundle
 	// has reached every node.
-	Hash    string    `json:"hash,omitempty"`
-	Checked time.Time `json:"checked"`
+	Hash string `json:"hash,omitempty"`
+	// SyncedWant is what the spec wanted when the node was last in sync,
+	// kept through report-mode and failed passes while the spec wants the
+	// same, so a later repair is still told apart from a rollout.
+	SyncedWant string    `json:"syncedWant,omitempty"`
+	Checked    time.Time `json:"checked"`
 }
 
 // Node is one agent as the node reconcilers last saw it.
