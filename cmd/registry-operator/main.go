@@ -124,7 +124,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 	ctx, cancel := signalContext()
 	defer cancel()
 	log.Info("starting", "version", version, "config", c.config, "once", *once)
+	prof := startProfiling(log)
 	err = op.Run(ctx)
+	prof.finish(op.Handler())
 	var nis *operator.NotInSyncError
 	switch {
 	case errors.As(err, &nis):

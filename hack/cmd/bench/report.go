@@ -1,0 +1,206 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// order is how contenders appear in tables and the plot.
+var order = []string{opCold, opWarm, opDrift, opPassWarm, ansCold, ansWarm, sshSeq, sshXargs}
+
+func fmtS(s float64) string {
+	switch {
+	case s == 0:
+		return "0 s"
+	case s < 0.01:
+		return fmt.Sprintf("%.1f ms", s*1000)
+	case s < 1:
+		return fmt.Sprintf("%.0f ms", s*1000)
+	case s < 10:
+		return fmt.Sprintf("%.2f s", s)
+	case s < 100:
+		return fmt.Sprintf("%.1f s", s)
+	}
+	return fmt.Sprintf("%.0f s", s)
+}
+
+func fmtMiB(kib int64) string {
+	if kib == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f MiB", float64(kib)/1024)
+}
+
+func fmtX(x float64) string {
+	if x >= 10 {
+		return fmt.Sprintf("%.0f×", x)
+	}
+	return fmt.Sprintf("%.1f×", x)
+}
+
+func writeReport(out string, res *Results) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if _, err := writeFile(out, "benchmarks.json", append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	plot, err := writePlot(filepath.Join(out, "benchmarks"), res)
+	if err != nil {
+		return err
+	}
+	rel, _ := filepath.Rel(out, plot)
+	_, err = writeFile(out, "benchmarks.md", []byte(renderMarkdown(res, rel)), 0o644)
+	return err
+}
+
+// writePlot draws median wall time against N for every contender.
+func writePlot(dir string, res *Results) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	var plots []string
+	for _, name := range order {
+		var data strings.Builder
+		for _, n := range res.sizes() {
+			if s, ok := res.summary(n, name); ok {
+				fmt.Fprintf(&data, "%d %g %g %g\n", n, s.WallMedS, s.WallMinS, s.WallMaxS)
+			}
+		}
+		if data.Len() == 0 {
+			continue
+		}
+		f, err := writeFile(dir, "time-vs-nodes-"+name+".dat", []byte(data.String()), 0o644)
+		if err != nil {
+			return "", err
+		}
+		plots = append(plots, fmt.Sprintf("%q using 1:2:3:4 with yerrorlines title %q", f, name))
+	}
+	png := filepath.Join(dir, "time-vs-nodes.png")
+	script := fmt.Sprintf(`set terminal pngcairo size 960,600 font "sans,11"
+set output %q
+set title "Converging N agents: wall time (median; bars min..max)"
+set xlabel "agents (N)"
+set ylabel "wall time (s)"
+set logscale xy
+set grid
+set key outside right
+set xrange [5:2000]
+plot %s
+`, png, strings.Join(plots, ", \\\n  "))
+	gp, err := writeFile(dir, "time-vs-nodes.gp", []byte(script), 0o644)
+	if err != nil {
+		return "", err
+	}
+	if out, err := exec.Command("gnuplot", gp).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("gnuplot: %w: %s", err, out)
+	}
+	// The data files are inputs of the plot only; the JSON holds the numbers.
+	for _, name := range order {
+		os.Remove(filepath.Join(dir, "time-vs-nodes-"+name+".dat"))
+	}
+	os.Remove(gp)
+	return png, nil
+}
+
+type target struct {
+	name, status, detail string
+}
+
+// targets evaluates the issue's targets against whatever sizes were measured.
+func targets(res *Results) []target {
+	var ts []target
+	add := func(name string, ok, measured bool, detail string) {
+		st := "not measured"
+		if measured {
+			st = "**missed**"
+			if ok {
+				st = "met"
+			}
+		}
+		ts = append(ts, target{name, st, detail})
+	}
+	faster := func(name string, n int, them string, want float64) {
+		op, ok1 := res.summary(n, opCold)
+		o, ok2 := res.summary(n, them)
+		if !ok1 || !ok2 {
+			add(name, false, false, "run `make bench` with ansible and the ssh loops")
+			return
+		}
+		x := o.WallMedS / op.WallMedS
+		d := fmt.Sprintf("%s vs %s: %s faster", fmtS(op.WallMedS), fmtS(o.WallMedS), fmtX(x))
+		if x < want {
+			d += fmt.Sprintf("; short by %s (the pass would need to take %s)", fmtX(want/x), fmtS(o.WallMedS/want))
+		}
+		add(name, x >= want, true, d)
+	}
+	under := func(name string, v float64, measured bool, limit float64, unit func(float64) string) {
+		if !measured {
+			add(name, false, false, "")
+			return
+		}
+		d := fmt.Sprintf("%s (limit %s)", unit(v), unit(limit))
+		if v <= limit {
+			d += fmt.Sprintf(", %s under", fmtX(limit/math.Max(v, 1e-9)))
+		} else {
+			d += fmt.Sprintf(", %s over", fmtX(v/limit))
+		}
+		add(name, v <= limit, true, d)
+	}
+	faster("cold pass, 100 nodes: ≥ 25× faster than Ansible", 100, ansCold, 25)
+	faster("cold pass, 100 nodes: ≥ 2× faster than the `xargs -P 32` loop", 100, sshXargs, 2)
+	for _, c := range []struct {
+		n     int
+		limit float64
+	}{{100, 0.3}, {1000, 2}} {
+		s, ok := res.summary(c.n, opPassWarm)
+		under(fmt.Sprintf("warm pass, %d nodes: < %s", c.n, fmtS(c.limit)), s.WallMedS, ok, c.limit, fmtS)
+		if r := res.run(c.n); ok && s.WallMedS > c.limit && r.Steady != nil && r.Steady.Passes > 0 {
+			ts[len(ts)-1].detail += fmt.Sprintf("; the operator spends %s of CPU per pass%s", fmtS(r.Steady.CPUS/r.Steady.Passes), hot(r))
+		}
+	}
+	c100, ok1 := res.summary(100, opCold)
+	c1000, ok2 := res.summary(1000, opCold)
+	if ok1 && ok2 {
+		under("cold pass, 1000 nodes: no worse than linear from 100 (≤ 10× the 100-node time)",
+			c1000.WallMedS/c100.WallMedS, true, 10, func(v float64) string { return fmt.Sprintf("%.1f×", v) })
+		ts[len(ts)-1].detail = fmt.Sprintf("%s at 1000 vs %s at 100: %s", fmtS(c1000.WallMedS), fmtS(c100.WallMedS), ts[len(ts)-1].detail)
+	} else {
+		add("cold pass, 1000 nodes: no worse than linear from 100", false, false, "needs runs at 100 and 1000 nodes")
+	}
+	var peak int64
+	if r := res.run(1000); r != nil {
+		for _, n := range []string{opCold, opWarm, opDrift} {
+			peak = max(peak, r.Summary[n].MaxRSSKiB)
+		}
+		if r.Steady != nil {
+			peak = max(peak, r.Steady.PeakRSSKiB)
+		}
+	}
+	under("operator peak RSS, 1000 nodes: < 64 MiB", float64(peak), peak > 0, 64*1024, func(v float64) string { return fmtMiB(int64(v)) })
+	var pct float64
+	r := res.run(1000)
+	if r != nil && r.Steady != nil {
+		pct = r.Steady.CorePct
+	}
+	under("steady state, 1000 nodes, 30 s interval: < 1% of one core", pct, r != nil && r.Steady != nil, 1,
+		func(v float64) string { return fmt.Sprintf("%.3f%%", v) })
+	if r != nil && r.Steady != nil && pct > 1 {
+		ts[len(ts)-1].detail += fmt.Sprintf(" (%.0f CPU-s per hour)%s", r.Steady.CPUSPerH, hot(r))
+	}
+	return ts
+}
+
+// hot names where the operator's CPU goes under `run`, from its profile.
+func hot(r *Run) string {
+	if len(r.RunHotspots) == 0 {
+		return ""
+	}
+	return ", mostly under " + strings.Join(r.RunHotspots[:min(4, len(r.RunHotspots))], ", ")
+}
