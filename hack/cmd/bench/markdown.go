@@ -182,7 +182,7 @@ func fullRun(b *strings.Builder, r *Run) {
 	}
 	if len(r.Profiles) > 0 {
 		p("### Profiles (%d agents)\n\n", r.Nodes)
-		p("pprof CPU and allocation profiles of one cold and one warm `run --once`, and of `run` with every node in sync (interval 5 s for 60 s: the in-sync passes over kept connections outweigh the first pass's dialling); extra runs, not the timed ones: ")
+		p("pprof CPU and allocation profiles of one cold and one warm `run --once`, and of `run` with every node in sync (the first pass, which dials every node, then 60 s of passes at a 5 s interval over kept connections); extra runs, not the timed ones: ")
 		var files []string
 		for _, pr := range r.Profiles {
 			files = append(files, fmt.Sprintf("[%s %s](%s)", pr.Pass, pr.Kind, pr.File))

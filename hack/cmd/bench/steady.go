@@ -33,7 +33,8 @@ type Steady struct {
 	// PassWallS are the wall times of in-sync passes over kept connections:
 	// from the pass's discovery reconcile to the last node check.
 	PassWallS []float64 `json:"passWallS"`
-	// FirstPassS is the first pass of the process (it dials every node).
+	// FirstPassS is from the process's start to every node in sync: the
+	// first pass, which dials every node.
 	FirstPassS  float64 `json:"firstPassS"`
 	MachineCPUS float64 `json:"machineCPUS"` // whole machine over the window
 	FleetCPUS   float64 `json:"fleetCPUS"`   // the hosts' sshd and sftp-server over the window
@@ -176,6 +177,7 @@ func steady(ctx context.Context, s *setup, interval, window time.Duration, logf 
 		}
 	}()
 	pid := cmd.Process.Pid
+	started := time.Now()
 	st := &Steady{Nodes: len(s.hosts), IntervalS: interval.Seconds()}
 
 	// The first pass dials every node.
@@ -183,8 +185,8 @@ func steady(ctx context.Context, s *setup, interval, window time.Duration, logf 
 	for {
 		var a apiStatus
 		if err := getJSON(ctx, base+"/api/status", &a); err == nil && a.InSync {
-			if _, wall, ok := a.lastPass(); ok {
-				st.FirstPassS = wall
+			if _, _, ok := a.lastPass(); ok {
+				st.FirstPassS = time.Since(started).Seconds()
 				break
 			}
 		}
