@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
+	"github.com/registry-operator/registry-operator/internal/testfleet"
 )
 
 // TemplatePath is config/sandbox.yaml of the module the working directory
@@ -112,7 +113,7 @@ func (s *Sandbox) ConfigYAML() ([]byte, error) { return os.ReadFile(s.ConfigPath
 // operator's watcher never reads half a file. Invalid content is written
 // as given: tests of rejected edits need that.
 func (s *Sandbox) WriteConfig(data []byte) error {
-	return writeFileAtomic(s.ConfigPath(), data, 0o644)
+	return testfleet.WriteFileAtomic(s.ConfigPath(), data, 0o644)
 }
 
 // EditConfig decodes the config file (without defaults), lets fn change

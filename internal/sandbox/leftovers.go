@@ -37,7 +37,7 @@ func (s *Sandbox) saveRecord() error {
 	s.mu.Lock()
 	b, _ := json.MarshalIndent(s.rec, "", "  ")
 	s.mu.Unlock()
-	return writeFileAtomic(filepath.Join(s.Dir, recordFile), append(b, '\n'), 0o644)
+	return testfleet.WriteFileAtomic(filepath.Join(s.Dir, recordFile), append(b, '\n'), 0o644)
 }
 
 func newDir(base, name string) (string, error) {
@@ -160,26 +160,6 @@ func procStart(pid int) uint64 {
 	}
 	v, _ := strconv.ParseUint(f[19], 10, 64)
 	return v
-}
-
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // checkTools reports every missing program at once, with the fix.

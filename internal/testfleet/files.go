@@ -59,7 +59,7 @@ func writeKeyPair(path, comment string) (ssh.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(path, pem.EncodeToMemory(block), 0o600); err != nil {
+	if err := WriteFileAtomic(path, pem.EncodeToMemory(block), 0o600); err != nil {
 		return nil, err
 	}
 	signer, err := ssh.NewSignerFromKey(priv)
@@ -67,7 +67,7 @@ func writeKeyPair(path, comment string) (ssh.Signer, error) {
 		return nil, err
 	}
 	pub := bytes.TrimSpace(ssh.MarshalAuthorizedKey(signer.PublicKey()))
-	if err := writeFileAtomic(path+".pub", append(pub, []byte(" "+comment+"\n")...), 0o644); err != nil {
+	if err := WriteFileAtomic(path+".pub", append(pub, []byte(" "+comment+"\n")...), 0o644); err != nil {
 		return nil, err
 	}
 	return signer, nil

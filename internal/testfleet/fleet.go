@@ -297,7 +297,7 @@ func (f *Fleet) stateLocked() *State {
 // hosts' /etc/hosts and the run record.
 func (f *Fleet) publishLocked() error {
 	live := f.liveLocked()
-	if err := writeFileAtomic(f.KnownHostsPath, knownHostsFile(live), 0o644); err != nil {
+	if err := WriteFileAtomic(f.KnownHostsPath, knownHostsFile(live), 0o644); err != nil {
 		return fmt.Errorf("testfleet: write known_hosts: %w", err)
 	}
 	// Rewritten in place: each host bind-mounts this very inode.

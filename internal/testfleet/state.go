@@ -61,11 +61,11 @@ func writeState(s *State) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.Dir, StateFile), append(b, '\n'), 0o644)
+	return WriteFileAtomic(filepath.Join(s.Dir, StateFile), append(b, '\n'), 0o644)
 }
 
-// writeFileAtomic writes via a temp file and rename so readers never see half a file.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+// WriteFileAtomic writes via a temp file and rename so readers never see half a file.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
