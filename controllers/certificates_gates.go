@@ -29,8 +29,8 @@ func (g *gates) BundleDistributed(bundle []byte, since time.Time) (bool, string)
 	if !g.ranSince(metrics.Trust, since, false) {
 		return false, "the trust reconciler has not run since the new CA was published"
 	}
-	nodes := g.store.Nodes()
-	if len(nodes) == 0 {
+	fleet := g.store.Len()
+	if fleet == 0 {
 		if !g.ranSince(metrics.Discovery, since, true) {
 			return false, "no nodes known: waiting for discovery to succeed"
 		}
@@ -44,7 +44,7 @@ func (g *gates) BundleDistributed(bundle []byte, since time.Time) (bool, string)
 	if len(shown) > 5 {
 		shown = shown[:5]
 	}
-	return false, fmt.Sprintf("%d of %d nodes do not yet carry trust bundle %s: %s", len(missing), len(nodes),
+	return false, fmt.Sprintf("%d of %d nodes do not yet carry trust bundle %s: %s", len(missing), fleet,
 		hash[:12], strings.Join(shown, ", "))
 }
 

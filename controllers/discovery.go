@@ -65,7 +65,7 @@ func (d *Discovery) Reconcile(ctx context.Context, key string) (manager.Result, 
 			d.enqueueAll(spec)
 			updateNodesGauge(spec, d.store, d.metrics)
 			return manager.Result{}, fmt.Errorf("discover agents (keeping the last known %d nodes): %w",
-				len(d.store.Nodes()), err)
+				d.store.Len(), err)
 		}
 	}
 	agents := nodes.Merge(mesos, nodes.Static(spec.Nodes.Static))
@@ -79,7 +79,7 @@ func (d *Discovery) Reconcile(ctx context.Context, key string) (manager.Result, 
 }
 
 func (d *Discovery) setFleet(spec *v1alpha1.Spec, fleet []state.Node) {
-	before := len(d.store.Nodes())
+	before := d.store.Len()
 	removed := d.store.SetFleet(fleet)
 	for _, addr := range removed {
 		d.metrics.ForgetTarget(addr)
@@ -95,9 +95,9 @@ func (d *Discovery) setFleet(spec *v1alpha1.Spec, fleet []state.Node) {
 
 func (d *Discovery) enqueueAll(spec *v1alpha1.Spec) {
 	rs := nodeReconcilers(spec)
-	for _, n := range d.store.Nodes() {
+	for _, addr := range d.store.Addresses() {
 		for _, r := range rs {
-			d.enqueue(r, n.Address)
+			d.enqueue(r, addr)
 		}
 	}
 }

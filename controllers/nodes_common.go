@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strconv"
+	"strings"
 
 	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
@@ -122,23 +123,21 @@ func nodeReconcilers(spec *v1alpha1.Spec) []string {
 
 func updateNodesGauge(spec *v1alpha1.Spec, st *state.Store, m *metrics.Metrics) {
 	active := nodeReconcilers(spec)
-	counts := map[string]float64{metrics.NodeInSync: 0, metrics.NodeOutOfSync: 0, metrics.NodeUnreachable: 0}
-	for _, n := range st.Nodes() {
+	counts := st.CountNodes(strings.Join(active, ","), func(n *state.Node) string {
 		switch {
 		case !n.Reachable && n.LastError != "":
-			counts[metrics.NodeUnreachable]++
+			return metrics.NodeUnreachable
 		case nodeInSync(n, active):
-			counts[metrics.NodeInSync]++
-		default:
-			counts[metrics.NodeOutOfSync]++
+			return metrics.NodeInSync
 		}
-	}
-	for s, v := range counts {
-		m.Nodes.WithLabelValues(s).Set(v)
+		return metrics.NodeOutOfSync
+	})
+	for _, s := range []string{metrics.NodeInSync, metrics.NodeOutOfSync, metrics.NodeUnreachable} {
+		m.Nodes.WithLabelValues(s).Set(float64(counts[s]))
 	}
 }
 
-func nodeInSync(n state.Node, active []string) bool {
+func nodeInSync(n *state.Node, active []string) bool {
 	if !n.Reachable {
 		return false // never contacted yet
 	}

@@ -276,6 +276,33 @@ func TestHostKeyPolicies(t *testing.T) {
 		must(t, e.Do(ctx, cfg, d.Addr, noop))
 	})
 
+	t.Run("an edited known_hosts takes effect without a restart", func(t *testing.T) {
+		e, _, _ := newExecutor(t)
+		cfg := d.config("root", false)
+		cfg.KnownHostsFile = filepath.Join(t.TempDir(), "known_hosts")
+		must(t, os.WriteFile(cfg.KnownHostsFile, []byte("# no hosts yet\n"), 0o600))
+		var he *HostKeyError
+		if err := e.Do(ctx, cfg, d.Addr, noop); !errors.As(err, &he) {
+			t.Fatalf("got %v, want unknown-host HostKeyError", err)
+		}
+		line := knownhosts.Line([]string{knownhosts.Normalize(d.Addr)}, d.HostKey) + "\n"
+		f, err := os.OpenFile(cfg.KnownHostsFile, os.O_APPEND|os.O_WRONLY, 0)
+		must(t, err)
+		_, err = f.WriteString(line)
+		must(t, err)
+		must(t, f.Close())
+		must(t, e.Do(ctx, cfg, d.Addr, noop))
+		// Replacing the file (a new inode) with a wrong key is noticed too.
+		e.Close()
+		other := writeKey(t, filepath.Join(t.TempDir(), "other"))
+		tmp := cfg.KnownHostsFile + ".new"
+		must(t, os.WriteFile(tmp, []byte(knownhosts.Line([]string{knownhosts.Normalize(d.Addr)}, other)+"\n"), 0o600))
+		must(t, os.Rename(tmp, cfg.KnownHostsFile))
+		if err := e.Do(ctx, cfg, d.Addr, noop); !errors.As(err, &he) || !he.Mismatch {
+			t.Fatalf("after replacing known_hosts: got %v, want mismatch", err)
+		}
+	})
+
 	t.Run("mismatch is a counted security event", func(t *testing.T) {
 		for _, policy := range []string{"strict", "acceptNew"} {
 			e, m, clk := newExecutor(t)

@@ -9,6 +9,8 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"syscall"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -16,11 +18,23 @@ import (
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 )
 
-// hostKeys checks host keys against known_hosts. The file is re-read on every
-// dial, so keys added by hand (or by acceptNew) take effect without a restart.
+// hostKeys checks host keys against known_hosts. The file is parsed again
+// only when it changes (size, modification time or inode), so keys added by
+// hand (or by acceptNew) take effect without a restart, while a pass over a
+// thousand nodes does not parse a thousand-line file a thousand times.
 type hostKeys struct {
-	mu    sync.Mutex // serialises acceptNew appends
+	mu    sync.Mutex // serialises acceptNew appends and guards cache
 	probe ssh.PublicKey
+	cache knownFile
+}
+
+// knownFile is one parse of a known_hosts file and what identified it.
+type knownFile struct {
+	path  string
+	size  int64
+	mtime time.Time
+	ino   uint64
+	cb    ssh.HostKeyCallback
 }
 
 func newHostKeys() *hostKeys {
@@ -48,7 +62,7 @@ func (h *hostKeys) load(cfg Config, node, addr string) (ssh.HostKeyCallback, []s
 			return nil, nil, fmt.Errorf("create known hosts file %s: %w", file, err)
 		}
 	}
-	known, err := knownhosts.New(file)
+	known, err := h.parsed(file)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read known hosts file %s (nodes.ssh.knownHostsFile): %w", file, err)
 	}
@@ -81,6 +95,30 @@ func (h *hostKeys) load(cfg Config, node, addr string) (ssh.HostKeyCallback, []s
 		return h.record(file, hostname, key)
 	}
 	return cb, algos, nil
+}
+
+// parsed returns the callback for file, parsing it again when it changed.
+func (h *hostKeys) parsed(file string) (ssh.HostKeyCallback, error) {
+	st, err := os.Stat(file)
+	if err != nil {
+		return nil, err
+	}
+	var ino uint64
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		ino = sys.Ino
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.cache
+	if c.cb != nil && c.path == file && c.size == st.Size() && c.mtime.Equal(st.ModTime()) && c.ino == ino {
+		return c.cb, nil
+	}
+	cb, err := knownhosts.New(file)
+	if err != nil {
+		return nil, err
+	}
+	h.cache = knownFile{path: file, size: st.Size(), mtime: st.ModTime(), ino: ino, cb: cb}
+	return cb, nil
 }
 
 // record appends a first-seen key (acceptNew: trust on first use).

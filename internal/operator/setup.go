@@ -89,7 +89,14 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 	}
 	d.Store.OnChange(state.TopicPKI, enqueueApps)
 	d.Store.OnChange(state.TopicPKI, func() { m.Enqueue(metrics.Discovery, controllers.FleetKey) })
-	wake := func() { m.Enqueue(metrics.Certificates, controllers.CertificatesKey) }
+	// Only a CA rotation waits on nodes and apps; outside one, waking the
+	// certificates reconciler for every node that reports in would run it
+	// once per node per pass for nothing.
+	wake := func() {
+		if d.Store.RotationUnderWay() {
+			m.Enqueue(metrics.Certificates, controllers.CertificatesKey)
+		}
+	}
 	d.Store.OnChange(state.TopicNodes, wake)
 	d.Store.OnChange(state.TopicApp, wake)
 

@@ -137,6 +137,17 @@ type Store struct {
 	probe       Probe
 	reconcilers map[string]ReconcilerStatus
 	listeners   map[string][]func()
+
+	// nodesVer changes whenever a node's classification for the nodes
+	// gauge could have changed; counts caches the last CountNodes result.
+	nodesVer uint64
+	counts   nodeCounts
+}
+
+type nodeCounts struct {
+	ver    uint64
+	key    string
+	counts map[string]int
 }
 
 // New returns an empty store.
@@ -175,6 +186,13 @@ func (s *Store) PKI() PKI {
 	return p
 }
 
+// RotationUnderWay reports whether a CA rotation phase is published.
+func (s *Store) RotationUnderWay() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.pki.Rotation != ""
+}
+
 // SetPKI replaces the certificate slice and notifies TopicPKI listeners when
 // the bundle or the served certificate changed.
 func (s *Store) SetPKI(p PKI) {
@@ -198,6 +216,44 @@ func (s *Store) Nodes() []Node {
 	}
 	slices.SortFunc(out, func(a, b Node) int { return compare(a.Address, b.Address) })
 	return out
+}
+
+// Len returns how many nodes the fleet has.
+func (s *Store) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.nodes)
+}
+
+// Addresses returns every node's address, sorted.
+func (s *Store) Addresses() []string {
+	s.mu.RLock()
+	out := slices.Collect(maps.Keys(s.nodes))
+	s.mu.RUnlock()
+	slices.Sort(out)
+	return out
+}
+
+// CountNodes counts the nodes by the class classify gives each, without
+// copying them. Node passes call it after every node, so it must not cost
+// O(N) each time: the result is cached until membership, reachability or a
+// concern's InSync changes (the only inputs a classifier may use), or key,
+// which names the classifier, differs. The returned map must not be changed.
+func (s *Store) CountNodes(key string, classify func(*Node) string) map[string]int {
+	s.mu.RLock()
+	if c := s.counts; c.counts != nil && c.ver == s.nodesVer && c.key == key {
+		s.mu.RUnlock()
+		return c.counts
+	}
+	s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	counts := map[string]int{}
+	for _, n := range s.nodes {
+		counts[classify(&n)]++
+	}
+	s.counts = nodeCounts{ver: s.nodesVer, key: key, counts: counts}
+	return counts
 }
 
 // Node returns one node.
@@ -234,6 +290,7 @@ func (s *Store) SetFleet(nodes []Node) (removed []string) {
 			removed = append(removed, addr)
 		}
 	}
+	s.nodesVer++
 	s.mu.Unlock()
 	slices.Sort(removed)
 	s.notify(TopicNodes)
@@ -247,6 +304,9 @@ func (s *Store) SetContact(addr string, reachable bool, at time.Time, errText st
 	if !ok {
 		s.mu.Unlock()
 		return // node left the fleet meanwhile: do not resurrect it
+	}
+	if n.Reachable != reachable || (n.LastError == "") != (errText == "") {
+		s.nodesVer++
 	}
 	n.Reachable, n.LastError = reachable, errText
 	if reachable {
@@ -264,14 +324,17 @@ func (s *Store) SetConcern(addr, reconciler string, c Concern) {
 		s.mu.Unlock()
 		return
 	}
-	prev := n.Concerns[reconciler]
-	n.Concerns = maps.Clone(n.Concerns)
+	prev, had := n.Concerns[reconciler]
+	// Readers only ever get clones, so the map can change in place.
 	if n.Concerns == nil {
 		n.Concerns = map[string]Concern{}
 	}
 	n.Concerns[reconciler] = c
 	s.nodes[addr] = n
 	changed := prev.Hash != c.Hash || prev.InSync != c.InSync
+	if !had || prev.InSync != c.InSync {
+		s.nodesVer++
+	}
 	s.mu.Unlock()
 	if changed {
 		s.notify(TopicNodes)

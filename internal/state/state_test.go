@@ -68,3 +68,53 @@ func TestPKINotifiesOnlyOnChange(t *testing.T) {
 		t.Fatalf("notified %d times, want 2", n)
 	}
 }
+
+func TestCountNodesRecountsOnlyOnChange(t *testing.T) {
+	s := New()
+	calls := 0
+	classify := func(n *Node) string {
+		calls++
+		if c, ok := n.Concerns["trust"]; ok && c.InSync && n.Reachable {
+			return "in"
+		}
+		return "out"
+	}
+	count := func(key string) map[string]int {
+		calls = 0
+		return s.CountNodes(key, classify)
+	}
+	s.SetFleet([]Node{{Address: "a"}, {Address: "b"}})
+	if got := count("k"); got["out"] != 2 || calls != 2 {
+		t.Fatalf("first count %v after %d calls", got, calls)
+	}
+	steps := []struct {
+		name    string
+		change  func()
+		recount bool
+		in      int
+	}{
+		{"same answer again", func() {}, false, 0},
+		{"contact made", func() { s.SetContact("a", true, time.Now(), "") }, true, 0},
+		{"contact again", func() { s.SetContact("a", true, time.Now(), "") }, false, 0},
+		{"concern appears", func() { s.SetConcern("a", "trust", Concern{InSync: true, Hash: "h"}) }, true, 1},
+		{"only detail changes", func() { s.SetConcern("a", "trust", Concern{InSync: true, Hash: "h", Detail: "x"}) }, false, 1},
+		{"falls out of sync", func() { s.SetConcern("a", "trust", Concern{Hash: "h"}) }, true, 0},
+		{"back in sync", func() { s.SetConcern("a", "trust", Concern{InSync: true, Hash: "h"}) }, true, 1},
+		{"new error text only", func() { s.SetContact("b", false, time.Now(), "e1") }, true, 1},
+		{"same error kind", func() { s.SetContact("b", false, time.Now(), "e2") }, false, 1},
+		{"fleet changes", func() { s.SetFleet([]Node{{Address: "a"}}) }, true, 1},
+	}
+	for _, st := range steps {
+		st.change()
+		got := count("k")
+		if (calls > 0) != st.recount {
+			t.Errorf("%s: classify called %d times, want recount=%v", st.name, calls, st.recount)
+		}
+		if got["in"] != st.in {
+			t.Errorf("%s: in = %d, want %d (%v)", st.name, got["in"], st.in, got)
+		}
+	}
+	if count("other"); calls == 0 {
+		t.Error("a different classifier key reused the cached counts")
+	}
+}
