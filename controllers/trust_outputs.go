@@ -41,13 +41,16 @@ func containerdFiles(dir, name string, w *trustWant) []wantFile {
 
 func (d *certsDirOutput) sync(ctx context.Context, c nodes.Conn, w *trustWant, report bool, o *outcome) error {
 	for _, root := range d.roots {
+		// One listing of root says which registry directories exist and
+		// which are leftovers to clean up; on a kept connection an
+		// unchanged root costs a single stat.
+		ents, err := c.ReadDir(ctx, root)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 		for _, name := range w.names {
 			dir := path.Join(root, name)
-			_, err := c.Stat(ctx, dir)
-			created := errors.Is(err, fs.ErrNotExist)
-			if err != nil && !created {
-				return err
-			}
+			created := !slices.ContainsFunc(ents, func(e nodes.FileInfo) bool { return e.Name == name })
 			for _, f := range d.files(dir, name, w) {
 				if _, err := syncFile(ctx, c, report, path.Join(dir, f.name), f.data, 0o644, o); err != nil {
 					return err
@@ -60,24 +63,17 @@ func (d *certsDirOutput) sync(ctx context.Context, c nodes.Conn, w *trustWant, r
 				}
 			}
 		}
-		if err := d.cleanup(ctx, c, root, w, report, o); err != nil {
+		if err := d.cleanup(ctx, c, root, ents, w, report, o); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// cleanup removes directories under root that carry the operator's marker
-// and are not for the current address: the files the operator wrote, the
-// marker, then the directory if nothing else is left in it.
-func (d *certsDirOutput) cleanup(ctx context.Context, c nodes.Conn, root string, w *trustWant, report bool, o *outcome) error {
-	ents, err := c.ReadDir(ctx, root)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
+// cleanup removes directories under root (listed in ents) that carry the
+// operator's marker and are not for the current address: the files the
+// operator wrote, the marker, then the directory if nothing else is left.
+func (d *certsDirOutput) cleanup(ctx context.Context, c nodes.Conn, root string, ents []nodes.FileInfo, w *trustWant, report bool, o *outcome) error {
 	for _, e := range ents {
 		if !e.IsDir || slices.Contains(w.names, e.Name) {
 			continue

@@ -34,6 +34,15 @@ type Executor struct {
 
 	mu    sync.Mutex
 	nodes map[string]*nodeState
+
+	// release, when set, closes a node's connection after uses() passes
+	// have run on it, or after it has sat idle for idle (see ReleaseAfter).
+	release *releasePolicy
+}
+
+type releasePolicy struct {
+	uses func() int
+	idle time.Duration
 }
 
 // nodeState is one node's client and failure record. Its mutex serialises
@@ -45,6 +54,10 @@ type nodeState struct {
 	failures int
 	retryAt  time.Time
 	lastErr  error
+	// For ReleaseAfter: passes finished and in flight on client, and the
+	// idle timer.
+	used, active int
+	idleTimer    clock.Timer
 }
 
 // NewExecutor returns an executor with no connections yet.
@@ -67,17 +80,72 @@ func (e *Executor) Do(ctx context.Context, cfg Config, node string, fn func(ctx 
 	ns := e.state(node)
 	ns.mu.Lock()
 	conn, err := e.connect(ctx, cfg, node, ns)
+	if err == nil {
+		ns.active++
+		if ns.idleTimer != nil {
+			ns.idleTimer.Stop()
+		}
+	}
+	cl := ns.client
 	ns.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	err = fn(ctx, conn)
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
 	if IsUnreachable(err) || errors.Is(err, ErrTimeout) {
-		ns.mu.Lock()
 		e.fail(ns, err)
-		ns.mu.Unlock()
+	}
+	if ns.client == cl {
+		ns.active--
+		ns.used++
+		e.maybeRelease(ns, cl)
 	}
 	return err
+}
+
+// ReleaseAfter makes the executor close a node's connection once uses()
+// passes have finished on it, or once it has sat idle for idle. `run
+// --once` visits each node once per node reconciler and never again:
+// keeping every connection to the end would hold one sshd session (and its
+// processes and buffers on both sides) per node for the whole run. A later
+// pass on a released node simply dials again. Call it before any Do.
+func (e *Executor) ReleaseAfter(uses func() int, idle time.Duration) {
+	e.release = &releasePolicy{uses: uses, idle: idle}
+}
+
+// maybeRelease applies the release policy after a pass. Called with ns.mu
+// held.
+func (e *Executor) maybeRelease(ns *nodeState, cl *client) {
+	if e.release == nil || cl == nil || ns.active > 0 {
+		return
+	}
+	if ns.used >= e.release.uses() {
+		e.drop(ns)
+		return
+	}
+	after, ok := e.clock.(clock.WithDelayedExecution)
+	if !ok || e.release.idle <= 0 {
+		return
+	}
+	ns.idleTimer = after.AfterFunc(e.release.idle, func() {
+		ns.mu.Lock()
+		defer ns.mu.Unlock()
+		if ns.client == cl && ns.active == 0 {
+			e.drop(ns)
+		}
+	})
+}
+
+// drop closes the node's client without counting a failure. Called with
+// ns.mu held.
+func (e *Executor) drop(ns *nodeState) {
+	if ns.client != nil {
+		ns.client.close()
+		ns.client, ns.conn = nil, nil
+	}
+	ns.used, ns.active = 0, 0
 }
 
 // connect returns the node's connection, dialling when there is none, the
@@ -123,11 +191,12 @@ func (e *Executor) connect(ctx context.Context, cfg Config, node string, ns *nod
 	ns.conn = ex
 	if sc != nil {
 		c.setSFTP(sc)
-		ns.conn = &sftpConn{execConn: ex, sc: sc}
+		ns.conn = &sftpConn{execConn: ex, sc: sc, now: e.clock.Now}
 	} else {
 		e.log.Info("node has no sftp-server; using one exec session per operation", "node", node)
 	}
 	ns.client, ns.failures, ns.retryAt, ns.lastErr = c, 0, time.Time{}, nil
+	ns.used, ns.active = 0, 0
 	return ns.conn, nil
 }
 

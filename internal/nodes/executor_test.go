@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -461,3 +462,196 @@ func TestQuote(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestReleaseAfter(t *testing.T) {
+	d := startSSHD(t, sshdOptions{})
+	ctx := context.Background()
+	noop := func(ctx context.Context, c Conn) error { return nil }
+	cfg := d.config("root", false)
+	connected := func(e *Executor) bool {
+		ns := e.state(d.Addr)
+		ns.mu.Lock()
+		defer ns.mu.Unlock()
+		return ns.client != nil
+	}
+
+	t.Run("after every reconciler's pass", func(t *testing.T) {
+		e, m, _ := newExecutor(t)
+		e.ReleaseAfter(func() int { return 2 }, time.Hour)
+		must(t, e.Do(ctx, cfg, d.Addr, noop))
+		if !connected(e) {
+			t.Fatal("closed after the first of two passes")
+		}
+		must(t, e.Do(ctx, cfg, d.Addr, noop))
+		if connected(e) {
+			t.Fatal("still connected after both passes")
+		}
+		before := testutil.ToFloat64(m.SSHSessions)
+		must(t, e.Do(ctx, cfg, d.Addr, noop)) // a late pass dials again
+		if after := testutil.ToFloat64(m.SSHSessions); after != before+1 {
+			t.Errorf("sessions %v -> %v, want one new session for the redial", before, after)
+		}
+	})
+
+	t.Run("not while a pass is running", func(t *testing.T) {
+		e, _, _ := newExecutor(t)
+		e.ReleaseAfter(func() int { return 1 }, time.Hour)
+		inner := make(chan error, 1)
+		must(t, e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) error {
+			go func() {
+				inner <- e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) error {
+					_, _, err := c.ReadFile(ctx, "/etc/hostname")
+					return err
+				})
+			}()
+			// The other pass finishes first while this one holds the
+			// connection: it must not be closed under us.
+			if err := <-inner; err != nil {
+				return err
+			}
+			_, _, err := c.ReadFile(ctx, "/etc/hostname")
+			return err
+		}))
+		if connected(e) {
+			t.Fatal("still connected after the last pass")
+		}
+	})
+
+	t.Run("when idle", func(t *testing.T) {
+		e, _, clk := newExecutor(t)
+		e.ReleaseAfter(func() int { return 3 }, time.Minute)
+		must(t, e.Do(ctx, cfg, d.Addr, noop))
+		clk.Step(59 * time.Second)
+		time.Sleep(50 * time.Millisecond)
+		if !connected(e) {
+			t.Fatal("closed before the idle time")
+		}
+		clk.Step(time.Second)
+		deadline := time.Now().Add(5 * time.Second)
+		for connected(e) {
+			if time.Now().After(deadline) {
+				t.Fatal("idle connection not closed")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// The steady-state quick check: a file whose size, mode and mtime did not
+// change is answered from the cache until fullReadEvery has passed; any
+// attribute change, or the operator's own write, reads it again.
+func TestSFTPReadQuickCheck(t *testing.T) {
+	d := startSSHD(t, sshdOptions{})
+	e, _, clk := newExecutor(t)
+	cfg := d.config("root", false)
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "ca.crt")
+	must(t, os.WriteFile(p, []byte("AAAA\n"), 0o644))
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	must(t, os.Chtimes(p, old, old))
+	read := func() string {
+		t.Helper()
+		var got []byte
+		must(t, e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) (err error) {
+			got, _, err = c.ReadFile(ctx, p)
+			return err
+		}))
+		return string(got)
+	}
+	if got := read(); got != "AAAA\n" {
+		t.Fatalf("first read %q", got)
+	}
+	// Same size, same mtime: only the periodic full read sees it.
+	must(t, os.WriteFile(p, []byte("BBBB\n"), 0o644))
+	must(t, os.Chtimes(p, old, old))
+	if got := read(); got != "AAAA\n" {
+		t.Fatalf("read %q: the quick check did not answer from the cache", got)
+	}
+	clk.Step(fullReadEvery)
+	if got := read(); got != "BBBB\n" {
+		t.Fatalf("after fullReadEvery: %q, want the new content", got)
+	}
+	// A changed mtime is seen at once.
+	must(t, os.WriteFile(p, []byte("CCCC\n"), 0o644))
+	if got := read(); got != "CCCC\n" {
+		t.Fatalf("after an edit: %q", got)
+	}
+	// So is an mtime set back, and a changed mode.
+	must(t, os.WriteFile(p, []byte("DDDD\n"), 0o644))
+	must(t, os.Chtimes(p, old, old))
+	if got := read(); got != "DDDD\n" {
+		t.Fatalf("after an edit: %q", got)
+	}
+	must(t, os.WriteFile(p, []byte("EEEE\n"), 0o644))
+	must(t, os.Chtimes(p, old, old))
+	must(t, os.Chmod(p, 0o600))
+	if got := read(); got != "EEEE\n" {
+		t.Fatalf("after chmod: %q", got)
+	}
+	// The operator's own write drops the entry even when attributes match.
+	must(t, e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) error {
+		return c.WriteFile(ctx, p, []byte("FFFF\n"), 0o600)
+	}))
+	must(t, os.Chtimes(p, old, old))
+	if got := read(); got != "FFFF\n" {
+		t.Fatalf("after the operator's write: %q", got)
+	}
+}
+
+func TestSFTPListQuickCheckAndHeldProcSys(t *testing.T) {
+	d := startSSHD(t, sshdOptions{})
+	e, _, clk := newExecutor(t)
+	cfg := d.config("root", false)
+	ctx := context.Background()
+	dir := t.TempDir()
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	must(t, os.WriteFile(filepath.Join(dir, "a"), nil, 0o644))
+	must(t, os.Chtimes(dir, old, old))
+	list := func() []string {
+		t.Helper()
+		var names []string
+		must(t, e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) error {
+			ents, err := c.ReadDir(ctx, dir)
+			for _, x := range ents {
+				names = append(names, x.Name)
+			}
+			return err
+		}))
+		slices.Sort(names)
+		return names
+	}
+	if got := list(); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("first listing %v", got)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "b"), nil, 0o644))
+	if got := list(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("a new entry (new mtime) not listed: %v", got)
+	}
+	must(t, os.Chtimes(dir, old, old))
+	_ = list() // cached with the old mtime
+	must(t, os.WriteFile(filepath.Join(dir, "c"), nil, 0o644))
+	must(t, os.Chtimes(dir, old, old))
+	if got := list(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("listing %v: the quick check did not answer from the cache", got)
+	}
+	clk.Step(fullReadEvery)
+	if got := list(); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("after fullReadEvery: %v", got)
+	}
+
+	// A kernel parameter is read through a handle kept open: the same
+	// value comes back, and the handle stays held for the next pass.
+	const p = "/proc/sys/kernel/ostype"
+	for range 3 {
+		must(t, e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) error {
+			got, _, err := c.ReadFile(ctx, p)
+			if err == nil && string(got) != "Linux\n" {
+				t.Errorf("read %q", got)
+			}
+			return err
+		}))
+	}
+	if h := e.state(d.Addr).conn.(*sftpConn).held.get(p); h == nil || string(h.last) != "Linux\n" {
+		t.Fatalf("no held handle for %s: %+v", p, h)
+	}
+}

@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,6 +11,9 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/pkg/sftp"
 )
@@ -17,7 +21,10 @@ import (
 // sftpConn serves a pass over the node's persistent SFTP channel.
 type sftpConn struct {
 	*execConn
-	sc *sftp.Client
+	sc    *sftp.Client
+	now   func() time.Time
+	cache fileCache
+	held  heldFiles
 }
 
 // op runs one SFTP request bounded by commandTimeout and ctx. pkg/sftp
@@ -58,25 +65,109 @@ func (s *sftpConn) translate(err error) error {
 	return err
 }
 
+// ReadFile reads a file. A regular file whose size, mode and modification
+// time are what they were when it was last read in full, less than
+// fullReadEvery ago, is answered from the connection's cache after one stat
+// request, instead of four (open, fstat, read, close): that is most of a
+// steady-state pass. An edit that keeps the size and lands in the same
+// second as the previous write is therefore seen within fullReadEvery, not
+// at once; /proc files (size 0) are always read.
 func (s *sftpConn) ReadFile(ctx context.Context, p string) (data []byte, mode fs.FileMode, err error) {
 	err = s.op(ctx, "read", p, func() error {
-		f, err := s.sc.Open(p)
+		if strings.HasPrefix(p, procSys) {
+			data, mode, err = s.readProcSys(p)
+			return err
+		}
+		st, err := s.sc.Stat(p)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		st, err := f.Stat()
-		if err != nil {
-			return err
+		if st.Mode().IsRegular() && st.Size() > 0 {
+			if d, m, ok := s.cache.get(p, st, s.now()); ok {
+				data, mode = d, m
+				return nil
+			}
 		}
-		mode = st.Mode().Perm()
-		// io.ReadAll calls Read until EOF: right for /proc files, whose size is 0.
-		data, err = io.ReadAll(io.LimitReader(f, maxRead+1))
-		if err == nil && len(data) > maxRead {
-			return fmt.Errorf("larger than %d bytes", maxRead)
-		}
+		data, mode, err = s.readFull(p)
 		return err
 	})
+	return data, mode, err
+}
+
+// procSys files hold one line, regenerated on every read at offset 0.
+const procSys = "/proc/sys/"
+
+// readProcSys reads a kernel parameter through a handle kept open across
+// passes: when the first len(last) bytes equal the last value read (which
+// ends in a newline, and the file holds one line), that one read request
+// is the whole check, instead of open, fstat, read, read to EOF, close.
+func (s *sftpConn) readProcSys(p string) ([]byte, fs.FileMode, error) {
+	h := s.held.get(p)
+	if h != nil {
+		buf := make([]byte, len(h.last))
+		n, err := h.f.ReadAt(buf, 0)
+		if err == nil && n == len(buf) && bytes.Equal(buf, h.last) {
+			return buf, h.mode, nil
+		}
+		s.held.drop(p) // changed or broken: read it again in full
+	}
+	f, err := s.sc.Open(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	data, err := io.ReadAll(io.NewSectionReader(f, 0, maxRead+1))
+	if err == nil && len(data) > maxRead {
+		err = fmt.Errorf("larger than %d bytes", maxRead)
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	mode := st.Mode().Perm()
+	if len(data) > 0 && data[len(data)-1] == '\n' && bytes.IndexByte(data, '\n') == len(data)-1 {
+		s.held.put(p, &heldFile{f: f, last: slices.Clone(data), mode: mode})
+	} else {
+		f.Close()
+	}
+	return data, mode, nil
+}
+
+// readFull reads p with open, fstat, read, close; the fstat of the open
+// handle is what the cache keeps, so the content matches the attributes.
+func (s *sftpConn) readFull(p string) ([]byte, fs.FileMode, error) {
+	f, err := s.sc.Open(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	mode := st.Mode().Perm()
+	if size := st.Size(); size > 0 && size <= maxRead && st.Mode().IsRegular() {
+		// Exactly size bytes: one read request, no second one to see EOF.
+		data := make([]byte, size)
+		n, err := io.ReadFull(f, data)
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, 0, err
+		}
+		data = data[:n]
+		if n == int(size) {
+			s.cache.put(p, st, mode, data, s.now())
+		}
+		return data, mode, nil
+	}
+	// /proc files report size 0: read until EOF.
+	data, err := io.ReadAll(io.LimitReader(f, maxRead+1))
+	if err == nil && len(data) > maxRead {
+		return nil, 0, fmt.Errorf("larger than %d bytes", maxRead)
+	}
 	return data, mode, err
 }
 
@@ -92,8 +183,19 @@ func (s *sftpConn) Stat(ctx context.Context, p string) (fi FileInfo, err error) 
 	return fi, err
 }
 
+// ReadDir lists dir; like ReadFile, an unchanged directory (same mtime and
+// mode, listed less than fullReadEvery ago) costs one stat request instead
+// of four (opendir, readdir until EOF, close).
 func (s *sftpConn) ReadDir(ctx context.Context, dir string) (out []FileInfo, err error) {
 	err = s.op(ctx, "list", dir, func() error {
+		st, err := s.sc.Stat(dir)
+		if err != nil {
+			return err
+		}
+		if ents, ok := s.cache.getDir(dir, st, s.now()); ok {
+			out = ents
+			return nil
+		}
 		ents, err := s.sc.ReadDir(dir)
 		if err != nil {
 			return err
@@ -102,12 +204,14 @@ func (s *sftpConn) ReadDir(ctx context.Context, dir string) (out []FileInfo, err
 			// sftp-server lstats directory entries: links are not followed.
 			out = append(out, FileInfo{Name: e.Name(), IsDir: e.IsDir(), IsLink: e.Mode()&fs.ModeSymlink != 0, Mode: e.Mode().Perm()})
 		}
+		s.cache.putDir(dir, st, out, s.now())
 		return nil
 	})
 	return out, err
 }
 
 func (s *sftpConn) WriteFile(ctx context.Context, p string, data []byte, perm fs.FileMode) error {
+	defer s.cache.forget(p)
 	return s.op(ctx, "write", p, func() error {
 		err := s.writeAtomic(p, data, perm)
 		if err != nil {
@@ -180,6 +284,8 @@ func (s *sftpConn) diagnose(dir string, err error) error {
 }
 
 func (s *sftpConn) WriteInPlace(ctx context.Context, p string, data []byte) error {
+	defer s.cache.forget(p)
+	defer s.held.drop(p)
 	return s.op(ctx, "write", p, func() error {
 		f, err := s.sc.OpenFile(p, os.O_WRONLY)
 		if err != nil {
@@ -194,14 +300,17 @@ func (s *sftpConn) WriteInPlace(ctx context.Context, p string, data []byte) erro
 }
 
 func (s *sftpConn) Chmod(ctx context.Context, p string, perm fs.FileMode) error {
+	defer s.cache.forget(p)
 	return s.op(ctx, "chmod", p, func() error { return s.sc.Chmod(p, perm) })
 }
 
 func (s *sftpConn) Remove(ctx context.Context, p string) error {
+	defer s.cache.forget(p)
 	return s.op(ctx, "remove", p, func() error { return s.sc.Remove(p) })
 }
 
 func (s *sftpConn) Symlink(ctx context.Context, target, link string) error {
+	defer s.cache.forget(link)
 	return s.op(ctx, "symlink", link, func() error {
 		var rnd [6]byte
 		_, _ = rand.Read(rnd[:])

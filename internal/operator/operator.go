@@ -77,6 +77,7 @@ func build(opts Options, src *config.Source, spec func() *v1alpha1.Spec, m *metr
 	d := Deps{
 		Spec: spec, Store: o.store, Metrics: m, Log: opts.Log, Clock: clock.RealClock{},
 		Registry: func() *v1alpha1.Registry { return src.Registry() },
+		Once:     opts.Once || opts.Plan,
 	}
 	if le := spec().LeaderElection; le != nil && !opts.Plan {
 		el, err := newElector(le, opts, m)
@@ -116,6 +117,8 @@ type Deps struct {
 	Clock    clock.WithTicker
 	// Elector is set with leader election; the PKI may then live in ZooKeeper.
 	Elector *leader.Elector
+	// Once: one pass, then exit (run --once, plan).
+	Once bool
 }
 
 // Close releases connections the reconcilers hold.

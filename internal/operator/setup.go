@@ -51,7 +51,7 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 	if n := d.Spec().Nodes; n != nil {
 		workers = n.SSH.Concurrency
 	}
-	for _, r := range []struct {
+	nodeRecs := []struct {
 		name    string
 		rec     manager.Reconciler
 		enabled func(*v1alpha1.Spec) bool
@@ -59,9 +59,23 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 		{metrics.Trust, controllers.NewTrust(withLog(nd, d, metrics.Trust)), (*v1alpha1.Spec).TrustEnabled},
 		{metrics.Conntrack, controllers.NewConntrack(withLog(nd, d, metrics.Conntrack)), (*v1alpha1.Spec).ConntrackEnabled},
 		{metrics.Placement, controllers.NewPlacement(withLog(nd, d, metrics.Placement)), (*v1alpha1.Spec).PlacementEnabled},
-	} {
+	}
+	for _, r := range nodeRecs {
 		m.Add(manager.Options{Name: r.name, Reconciler: r.rec, Enabled: r.enabled, MaxConcurrent: workers,
 			BaseBackoff: 2 * time.Second, MaxBackoff: 5 * time.Minute})
+	}
+	if d.Once {
+		// One pass per node reconciler and the node is done: hang up
+		// rather than hold every node's sshd session to the end.
+		exec.ReleaseAfter(func() int {
+			n := 0
+			for _, r := range nodeRecs {
+				if r.enabled(d.Spec()) {
+					n++
+				}
+			}
+			return n
+		}, onceIdleRelease)
 	}
 
 	name := "registry"
@@ -102,6 +116,11 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 
 	return w, nil
 }
+
+// onceIdleRelease closes a node's connection in a one-shot run when not
+// every node reconciler gets to it soon (one waits for a CA, or failed and
+// backs off): dialling again later is cheaper than holding it open.
+const onceIdleRelease = 2 * time.Second
 
 func withLog(nd controllers.NodeDeps, d Deps, name string) controllers.NodeDeps {
 	nd.Log = d.Log.WithName(name)
