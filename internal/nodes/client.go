@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -37,7 +38,13 @@ type client struct {
 
 	closeOnce sync.Once
 	done      chan struct{} // closed when the connection is gone
+
+	// lastUsed (unix nanoseconds) is when a pass last used the client: a
+	// connection that just carried a pass needs no keepalive probe.
+	lastUsed atomic.Int64
 }
+
+func (c *client) touch() { c.lastUsed.Store(time.Now().UnixNano()) }
 
 // dialAddr splits a node address ("host" or "host:port") into what to dial.
 func dialAddr(node string, port int) string {
@@ -153,6 +160,9 @@ func (c *client) keepAlive(tick <-chan time.Time, stopTicker func()) {
 		case <-c.done:
 			return
 		case <-tick:
+		}
+		if time.Since(time.Unix(0, c.lastUsed.Load())) < c.cfg.KeepAlive {
+			continue // a pass used it since the last tick
 		}
 		replied := make(chan error, 1)
 		go func() {

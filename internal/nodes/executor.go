@@ -91,7 +91,9 @@ func (e *Executor) Do(ctx context.Context, cfg Config, node string, fn func(ctx 
 	if err != nil {
 		return err
 	}
+	cl.touch()
 	err = fn(ctx, conn)
+	cl.touch()
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	if IsUnreachable(err) || errors.Is(err, ErrTimeout) {

@@ -655,3 +655,43 @@ func TestSFTPListQuickCheckAndHeldProcSys(t *testing.T) {
 		t.Fatalf("no held handle for %s: %+v", p, h)
 	}
 }
+
+// A keepalive probe goes only to a connection no pass used during the last
+// interval: in steady state the passes themselves show the peer is alive.
+func TestKeepAliveSkipsConnectionsInUse(t *testing.T) {
+	d := startSSHD(t, sshdOptions{})
+	e, _, _ := newExecutor(t)
+	cfg := d.config("root", false)
+	cfg.ConnectTimeout = 300 * time.Millisecond // how long a probe waits
+	cfg.KeepAlive = time.Hour                   // the executor's own ticker stays quiet
+	must(t, e.Do(context.Background(), cfg, d.Addr, func(context.Context, Conn) error { return nil }))
+	c := e.state(d.Addr).client
+	tick := make(chan time.Time)
+	go c.keepAlive(tick, func() {})
+
+	// Freeze the node's side: a probe sent now is never answered.
+	frozen := d.descendants(t, "")
+	for _, pid := range frozen {
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	t.Cleanup(func() {
+		for _, pid := range frozen {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	})
+	c.touch()
+	tick <- time.Now()
+	time.Sleep(3 * cfg.ConnectTimeout)
+	if !c.alive() {
+		t.Fatal("a connection used within the interval was probed (and closed)")
+	}
+	c.lastUsed.Store(0)
+	tick <- time.Now()
+	deadline := time.Now().Add(5 * time.Second)
+	for c.alive() {
+		if time.Now().After(deadline) {
+			t.Fatal("an idle connection whose peer does not answer was not closed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -186,6 +186,13 @@ func (d *testSSHD) config(user string, sudo bool) Config {
 // sftpServers returns the pids of sftp-server processes running under sshd.
 func (d *testSSHD) sftpServers(t *testing.T) []int {
 	t.Helper()
+	return d.descendants(t, "sftp-server")
+}
+
+// descendants lists the processes below the listening sshd whose command
+// name starts with name ("" for all of them).
+func (d *testSSHD) descendants(t *testing.T, name string) []int {
+	t.Helper()
 	ents, err := os.ReadDir("/proc")
 	must(t, err)
 	parent := map[int]int{}
@@ -207,7 +214,7 @@ func (d *testSSHD) sftpServers(t *testing.T) []int {
 		f := strings.Fields(s[rp+2:])
 		pp, _ := strconv.Atoi(f[1])
 		parent[pid] = pp
-		if strings.Contains(s[:rp], "(sftp-server") {
+		if strings.Contains(s[:rp], "("+name) {
 			cands = append(cands, pid)
 		}
 	}
