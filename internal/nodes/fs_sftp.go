@@ -30,22 +30,20 @@ type sftpConn struct {
 // op runs one SFTP request bounded by commandTimeout and ctx. pkg/sftp
 // requests cannot be cancelled one by one, so a timeout closes the
 // connection: the blocked request returns and the next pass reconnects.
+// The watchdog is a context.AfterFunc, not a goroutine per request: a
+// steady-state pass makes thousands of requests.
 func (s *sftpConn) op(ctx context.Context, what, p string, fn func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.c.cfg.commandTimeout())
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- fn() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("node %s: %s %s: %w", s.c.node, what, p, s.translate(err))
-		}
-		return nil
-	case <-ctx.Done():
-		s.c.close()
-		<-done
+	stop := context.AfterFunc(ctx, s.c.close)
+	err := fn()
+	if !stop() {
 		return fmt.Errorf("node %s: %s %s: %w", s.c.node, what, p, timeoutErr(ctx))
 	}
+	if err != nil {
+		return fmt.Errorf("node %s: %s %s: %w", s.c.node, what, p, s.translate(err))
+	}
+	return nil
 }
 
 // translate turns a broken channel into a ConnectError so the executor
