@@ -102,7 +102,15 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 		}
 	}
 	d.Store.OnChange(state.TopicPKI, enqueueApps)
-	d.Store.OnChange(state.TopicPKI, func() { m.Enqueue(metrics.Discovery, controllers.FleetKey) })
+	// Only the reconcilers that distribute certificates: conntrack has
+	// nothing to redo, and in a one-shot run a second conntrack pass would
+	// dial nodes already done and hung up.
+	d.Store.OnChange(state.TopicPKI, func() {
+		for _, addr := range d.Store.Addresses() {
+			m.Enqueue(metrics.Trust, addr)
+			m.Enqueue(metrics.Placement, addr)
+		}
+	})
 	// Only a CA rotation waits on nodes and apps; outside one, waking the
 	// certificates reconciler for every node that reports in would run it
 	// once per node per pass for nothing.
