@@ -21,8 +21,11 @@ const (
 )
 
 // Executor runs node operations over SSH. It keeps one client per node
-// across passes and bounds how many nodes are worked on at once. It is safe
-// for concurrent use by several reconcilers.
+// across passes and bounds how many connections are being set up at once
+// (nodes.ssh.concurrency): setting one up is what costs, on the node (sshd
+// forks and runs a shell) and here. Work over a kept connection takes no
+// slot; the reconcilers' worker counts bound it. It is safe for concurrent
+// use by several reconcilers.
 type Executor struct {
 	metrics *metrics.Metrics
 	clock   clock.Clock
@@ -66,17 +69,15 @@ func NewExecutor(m *metrics.Metrics, clk clock.Clock, log logr.Logger) *Executor
 }
 
 // Do runs fn against node (an address: "host" or "host:port") with a live
-// connection, within the global concurrency bound. Connection failures come
-// back as *ConnectError (and put the node into backoff), refused host keys
-// as *HostKeyError (counted; never retried as transient); anything fn
-// returns passes through.
+// connection, dialling within the global bound when there is none.
+// Connection failures come back as *ConnectError (and put the node into
+// backoff), refused host keys as *HostKeyError (counted; never retried as
+// transient); anything fn returns passes through.
+//
+// Taking a slot only to dial also keeps reconcilers visiting the same node
+// in step: the second one reuses the connection at once instead of queueing
+// behind other nodes' dials, so `run --once` can hang up after both.
 func (e *Executor) Do(ctx context.Context, cfg Config, node string, fn func(ctx context.Context, c Conn) error) error {
-	release, err := e.acquire(ctx, cfg.concurrency())
-	if err != nil {
-		return err
-	}
-	defer release()
-
 	ns := e.state(node)
 	ns.mu.Lock()
 	conn, err := e.connect(ctx, cfg, node, ns)
@@ -164,6 +165,11 @@ func (e *Executor) connect(ctx context.Context, cfg Config, node string, ns *nod
 	if now := e.clock.Now(); now.Before(ns.retryAt) {
 		return nil, &ConnectError{Node: node, Err: ns.lastErr, Backoff: ns.retryAt}
 	}
+	release, err := e.acquire(ctx, cfg.concurrency())
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	c, err := dial(ctx, e.keys, cfg, node, func() { e.metrics.SSHSessions.Inc() })
 	if err != nil {
 		var he *HostKeyError
@@ -225,7 +231,7 @@ func (e *Executor) state(node string) *nodeState {
 	return ns
 }
 
-// acquire takes one of n global slots. A changed n takes effect for new
+// acquire takes one of n global dialling slots. A changed n takes effect for new
 // callers; holders return their slot to the pool they took it from.
 func (e *Executor) acquire(ctx context.Context, n int) (func(), error) {
 	e.semMu.Lock()

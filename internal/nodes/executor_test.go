@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -694,4 +697,80 @@ func TestKeepAliveSkipsConnectionsInUse(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// nodes.ssh.concurrency bounds connections being set up, not work over
+// kept ones.
+func TestConcurrencyBoundsDialsOnly(t *testing.T) {
+	t.Run("dials", func(t *testing.T) {
+		// Listeners that accept and never speak: each dial holds its slot
+		// until its handshake deadline.
+		var accepted atomic.Int32
+		var addrs []string
+		for range 5 {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			must(t, err)
+			t.Cleanup(func() { ln.Close() })
+			addrs = append(addrs, ln.Addr().String())
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					accepted.Add(1)
+					go func() {
+						_, _ = io.Copy(io.Discard, c)
+						c.Close()
+					}()
+				}
+			}()
+		}
+		e, _, _ := newExecutor(t)
+		d := startSSHD(t, sshdOptions{})
+		cfg := d.config("root", false)
+		cfg.Concurrency, cfg.ConnectTimeout = 2, time.Second
+		var wg sync.WaitGroup
+		for _, a := range addrs {
+			wg.Go(func() {
+				_ = e.Do(context.Background(), cfg, a, func(context.Context, Conn) error { return nil })
+			})
+		}
+		time.Sleep(500 * time.Millisecond) // well inside the first two handshakes' deadline
+		if n := accepted.Load(); n != 2 {
+			t.Errorf("%d connections being set up at once, want nodes.ssh.concurrency = 2", n)
+		}
+		wg.Wait()
+		if n := accepted.Load(); n != 5 {
+			t.Errorf("%d nodes dialled in the end, want 5", n)
+		}
+	})
+
+	t.Run("work over a kept connection", func(t *testing.T) {
+		d := startSSHD(t, sshdOptions{})
+		e, _, _ := newExecutor(t)
+		cfg := d.config("root", false)
+		cfg.Concurrency = 1
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		held, release := make(chan struct{}), make(chan struct{})
+		first := make(chan error, 1)
+		go func() {
+			first <- e.Do(ctx, cfg, d.Addr, func(context.Context, Conn) error {
+				close(held)
+				<-release
+				return nil
+			})
+		}()
+		<-held
+		// The only slot's dial is done; a second pass on the same node
+		// must not wait for the first pass to end.
+		err := e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) error {
+			_, _, err := c.ReadFile(ctx, "/etc/hostname")
+			return err
+		})
+		close(release)
+		must(t, err)
+		must(t, <-first)
+	})
 }
