@@ -127,8 +127,10 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 
 // onceIdleRelease closes a node's connection in a one-shot run when not
 // every node reconciler gets to it soon (one waits for a CA, or failed and
-// backs off): dialling again later is cheaper than holding it open.
-const onceIdleRelease = 2 * time.Second
+// backs off). It must outlast the gap between two reconcilers' visits to a
+// node, which on a loaded machine is a few handshakes long (each worker
+// dials in turn), or the second visit dials again.
+const onceIdleRelease = 10 * time.Second
 
 func withLog(nd controllers.NodeDeps, d Deps, name string) controllers.NodeDeps {
 	nd.Log = d.Log.WithName(name)
