@@ -9,8 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -143,23 +141,15 @@ func alive(pid int, start uint64) bool {
 	return got != 0 && (start == 0 || got == start)
 }
 
-// procStart returns a process's start time in clock ticks since boot, or 0.
+// procStart returns a process's start time in clock ticks since boot, or 0
+// when it is gone; a zombie counts as gone, as the sandbox waits for its
+// children to exit, not to be reaped.
 func procStart(pid int) uint64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
+	start, zombie := testfleet.ProcStart(pid)
+	if zombie {
 		return 0
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 || f[0] == "Z" {
-		return 0
-	}
-	v, _ := strconv.ParseUint(f[19], 10, 64)
-	return v
+	return start
 }
 
 // checkTools reports every missing program at once, with the fix.

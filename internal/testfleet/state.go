@@ -88,23 +88,31 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 // procStart returns the start time of a process (clock ticks since boot),
 // or 0 if it does not exist.
 func procStart(pid int) uint64 {
+	start, _ := ProcStart(pid)
+	return start
+}
+
+// ProcStart returns a process's start time in clock ticks since boot (0 if
+// it does not exist) and whether it is a zombie. The start time tells a
+// recorded process from a later one that reused its pid.
+func ProcStart(pid int) (start uint64, zombie bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	// The command name may hold spaces and parentheses; fields resume after the last ')'.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0
+		return 0, false
 	}
 	f := strings.Fields(s[i+1:])
 	// f[0] is field 3 (state); starttime is field 22.
 	if len(f) < 20 {
-		return 0
+		return 0, false
 	}
 	v, _ := strconv.ParseUint(f[19], 10, 64)
-	return v
+	return v, f[0] == "Z"
 }
 
 // ownerAlive tells whether the process that made a run still runs.
