@@ -8,7 +8,7 @@ import (
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/marathon"
-	"github.com/registry-operator/registry-operator/internal/marathonsim"
+	"github.com/registry-operator/registry-operator/internal/testing/marathonsim"
 )
 
 // Marathon saying no: rejected definitions, 5xx, locks, stuck deployments.

@@ -30,7 +30,7 @@ import (
 	"github.com/registry-operator/registry-operator/internal/metrics"
 	"github.com/registry-operator/registry-operator/internal/nodes"
 	"github.com/registry-operator/registry-operator/internal/state"
-	"github.com/registry-operator/registry-operator/internal/testfleet"
+	"github.com/registry-operator/registry-operator/internal/testing/testfleet"
 )
 
 // fleetEnv runs the real node reconcilers, over the real executor, against

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/registry-operator/registry-operator/internal/marathonsim"
+	"github.com/registry-operator/registry-operator/internal/testing/marathonsim"
 )
 
 // TestCIAgentsDocAppDefinition: the Marathon app definition in

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Start, inspect and remove a fleet of real OpenSSH hosts in network
-# namespaces (internal/testfleet), for the demo, the benchmarks and humans.
+# namespaces (internal/testing/testfleet), for the demo, the benchmarks and humans.
 #
 #   hack/fleet.sh up -n 3 -name demo     start 3 hosts in the background
 #   eval "$(hack/fleet.sh env -name demo)"   FLEET_HOSTS, FLEET_SSH_KEY, FLEET_KNOWN_HOSTS, FLEET_SSH_OPTS, ...

@@ -1,4 +1,4 @@
-// Command marathon-sim serves the Marathon emulator (internal/marathonsim)
+// Command marathon-sim serves the Marathon emulator (internal/testing/marathonsim)
 // on its own, for demos, manual testing and benchmarks:
 //
 //	marathon-sim --listen 127.0.0.1:8080 --agents agent-1=198.18.0.11,agent-2=198.18.0.12
@@ -23,7 +23,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/registry-operator/registry-operator/internal/marathonsim"
+	"github.com/registry-operator/registry-operator/internal/testing/marathonsim"
 )
 
 type agentFile struct {

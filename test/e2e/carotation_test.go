@@ -19,7 +19,7 @@ import (
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/pki"
-	"github.com/registry-operator/registry-operator/internal/sandbox"
+	"github.com/registry-operator/registry-operator/internal/testing/sandbox"
 )
 
 func init() { register(5, "ca-rotation", caRotation) }

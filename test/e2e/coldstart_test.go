@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/registry-operator/registry-operator/internal/pki"
-	"github.com/registry-operator/registry-operator/internal/sandbox"
+	"github.com/registry-operator/registry-operator/internal/testing/sandbox"
 )
 
 func init() { register(1, "cold-start", coldStart) }

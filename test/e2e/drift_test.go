@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/registry-operator/registry-operator/internal/sandbox"
+	"github.com/registry-operator/registry-operator/internal/testing/sandbox"
 )
 
 func init() { register(2, "drift", drift) }

@@ -1,6 +1,6 @@
 //go:build e2e
 
-// Package e2e proves the operator's whole job on a sandbox (internal/sandbox):
+// Package e2e proves the operator's whole job on a sandbox (internal/testing/sandbox):
 // real sshd agents in network namespaces, the Marathon emulator running the
 // real docker-registry, real skopeo, and the operator binary as a process.
 //
@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/registry-operator/registry-operator/internal/sandbox"
+	"github.com/registry-operator/registry-operator/internal/testing/sandbox"
 )
 
 // Agents is the sandbox's starting size: agent 0 runs the registry, the

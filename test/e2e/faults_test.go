@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/registry-operator/registry-operator/internal/marathonsim"
-	"github.com/registry-operator/registry-operator/internal/sandbox"
+	"github.com/registry-operator/registry-operator/internal/testing/marathonsim"
+	"github.com/registry-operator/registry-operator/internal/testing/sandbox"
 	"github.com/registry-operator/registry-operator/internal/status"
-	"github.com/registry-operator/registry-operator/internal/testfleet"
+	"github.com/registry-operator/registry-operator/internal/testing/testfleet"
 )
 
 func init() { register(9, "faults", faults) }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/registry-operator/registry-operator/internal/sandbox"
+	"github.com/registry-operator/registry-operator/internal/testing/sandbox"
 	"github.com/registry-operator/registry-operator/internal/status"
 )
 

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
-	"github.com/registry-operator/registry-operator/internal/sandbox"
+	"github.com/registry-operator/registry-operator/internal/testing/sandbox"
 	"github.com/registry-operator/registry-operator/internal/status"
 )
 

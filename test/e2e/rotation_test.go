@@ -15,7 +15,7 @@ import (
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/pki"
-	"github.com/registry-operator/registry-operator/internal/sandbox"
+	"github.com/registry-operator/registry-operator/internal/testing/sandbox"
 )
 
 func init() { register(4, "server-cert-rotation", serverCertRotation) }

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/registry-operator/registry-operator/internal/testfleet"
+	"github.com/registry-operator/registry-operator/internal/testing/testfleet"
 )
 
 type config struct {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/registry-operator/registry-operator/internal/testfleet"
+	"github.com/registry-operator/registry-operator/internal/testing/testfleet"
 )
 
 // The workload: what the operator's trust and conntrack reconcilers keep

@@ -1,4 +1,4 @@
-// Command sandbox runs the demo: a 3-agent sandbox (internal/sandbox) with
+// Command sandbox runs the demo: a 3-agent sandbox (internal/testing/sandbox) with
 // the operator, shown converging, with an image pushed and pulled through
 // the registry it manages. hack/demo.sh (make demo) builds and runs it.
 //
@@ -22,8 +22,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/registry-operator/registry-operator/internal/sandbox"
-	"github.com/registry-operator/registry-operator/internal/testfleet"
+	"github.com/registry-operator/registry-operator/internal/testing/sandbox"
+	"github.com/registry-operator/registry-operator/internal/testing/testfleet"
 )
 
 const usage = `usage: sandbox <command>

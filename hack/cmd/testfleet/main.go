@@ -20,7 +20,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/registry-operator/registry-operator/internal/testfleet"
+	"github.com/registry-operator/registry-operator/internal/testing/testfleet"
 )
 
 const usage = `usage: testfleet <command> [flags]

@@ -12,7 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
-	"github.com/registry-operator/registry-operator/internal/testfleet"
+	"github.com/registry-operator/registry-operator/internal/testing/testfleet"
 )
 
 // TemplatePath is config/sandbox.yaml of the module the working directory

@@ -7,7 +7,7 @@ import (
 	"path"
 	"slices"
 
-	"github.com/registry-operator/registry-operator/internal/testfleet"
+	"github.com/registry-operator/registry-operator/internal/testing/testfleet"
 )
 
 // Agent returns fleet host i (its index since creation), or nil when

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/registry-operator/registry-operator/internal/testfleet"
+	"github.com/registry-operator/registry-operator/internal/testing/testfleet"
 )
 
 // recordFile is the sandbox record inside its directory.

@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/registry-operator/registry-operator/internal/marathonsim"
-	"github.com/registry-operator/registry-operator/internal/testfleet"
+	"github.com/registry-operator/registry-operator/internal/testing/marathonsim"
+	"github.com/registry-operator/registry-operator/internal/testing/testfleet"
 )
 
 // Defaults for Options fields left zero.

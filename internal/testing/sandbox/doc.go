@@ -6,7 +6,7 @@
 //
 //   - N agents: a testfleet (real OpenSSH sshd hosts in network namespaces,
 //     addresses in 198.18.0.0/16), agent i being Fleet host i;
-//   - the Marathon emulator (internal/marathonsim) served in-process on
+//   - the Marathon emulator (internal/testing/marathonsim) served in-process on
 //     127.0.0.1:<free port>, with the process executor: the registry app's
 //     task is the real /usr/bin/docker-registry started inside the agent
 //     the app's constraint picks (nsenter into its namespaces), listening on
