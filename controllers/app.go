@@ -17,6 +17,7 @@ import (
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/marathon"
 	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -102,7 +103,7 @@ func NewApp(spec func() *v1alpha1.Spec, st *state.Store, m *metrics.Metrics, clk
 	if opts.ProbeTimeout <= 0 {
 		opts.ProbeTimeout = 10 * time.Second
 	}
-	return &AppReconciler{spec: spec, store: st, metrics: m, clock: clk, log: log.WithName(metrics.App),
+	return &AppReconciler{spec: spec, store: st, metrics: m, clock: clk, log: log.WithName(reconciler.App),
 		opts: opts, track: map[string]*appTrack{}}
 }
 
@@ -286,7 +287,7 @@ func (r *AppReconciler) publish(p *pass) {
 	r.metrics.AppInstances.WithLabelValues(p.key, "desired").Set(float64(p.st.Desired))
 	r.metrics.AppInstances.WithLabelValues(p.key, "running").Set(float64(p.st.Running))
 	r.metrics.AppInstances.WithLabelValues(p.key, "healthy").Set(float64(p.st.Healthy))
-	r.metrics.SetOutOfSync(metrics.App, p.key, !p.st.InSync)
+	r.metrics.SetOutOfSync(reconciler.App, p.key, !p.st.InSync)
 }
 
 // forget drops an app the spec no longer names from state and metrics. The

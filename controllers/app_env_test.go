@@ -26,9 +26,9 @@ import (
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
-	"github.com/registry-operator/registry-operator/internal/testing/marathonsim"
 	"github.com/registry-operator/registry-operator/internal/metrics"
 	"github.com/registry-operator/registry-operator/internal/state"
+	"github.com/registry-operator/registry-operator/internal/testing/marathonsim"
 )
 
 // appEnv is the app reconciler against the Marathon emulator, through the

@@ -8,8 +8,8 @@ import (
 
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/marathon"
-	"github.com/registry-operator/registry-operator/internal/metrics"
 	pkipkg "github.com/registry-operator/registry-operator/internal/pki"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -93,14 +93,14 @@ func (r *AppReconciler) placed(p *pass, pki state.PKI) (bool, []string) {
 	for _, h := range p.st.Hosts {
 		n, ok := findNode(nodes, h)
 		if !ok {
-			return r.store.NodesCarry(metrics.Placement, pki.ServerHash)
+			return r.store.NodesCarry(reconciler.Placement, pki.ServerHash)
 		}
-		if n.Concerns[metrics.Placement].Hash != pki.ServerHash {
+		if n.Concerns[reconciler.Placement].Hash != pki.ServerHash {
 			missing = append(missing, n.Address)
 		}
 	}
 	if len(p.st.Hosts) == 0 {
-		return r.store.NodesCarry(metrics.Placement, pki.ServerHash)
+		return r.store.NodesCarry(reconciler.Placement, pki.ServerHash)
 	}
 	return len(missing) == 0, missing
 }

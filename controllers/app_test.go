@@ -12,9 +12,9 @@ import (
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
-	"github.com/registry-operator/registry-operator/internal/testing/marathonsim"
-	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
+	"github.com/registry-operator/registry-operator/internal/testing/marathonsim"
 )
 
 func (e *appEnv) app() state.App {
@@ -31,11 +31,11 @@ func (e *appEnv) gauge(state string) float64 {
 }
 
 func (e *appEnv) outOfSync() float64 {
-	return testutil.ToFloat64(e.metrics.OutOfSync.WithLabelValues(metrics.App, "/registry"))
+	return testutil.ToFloat64(e.metrics.OutOfSync.WithLabelValues(reconciler.App, "/registry"))
 }
 
 func (e *appEnv) drift() float64 {
-	return testutil.ToFloat64(e.metrics.DriftCorrections.WithLabelValues(metrics.App))
+	return testutil.ToFloat64(e.metrics.DriftCorrections.WithLabelValues(reconciler.App))
 }
 
 // marathonApp reads the app as Marathon stores it.
@@ -56,7 +56,7 @@ func (e *appEnv) marathonApp() map[string]any {
 func (e *appEnv) createHealthy() {
 	e.t.Helper()
 	e.exec.place(e.ca.issue(e.store, 100))
-	e.store.SetConcern("198.18.0.11", metrics.Placement, state.Concern{InSync: true, Hash: e.store.PKI().ServerHash})
+	e.store.SetConcern("198.18.0.11", reconciler.Placement, state.Concern{InSync: true, Hash: e.store.PKI().ServerHash})
 	if err := e.settle(); err != nil {
 		e.t.Fatalf("settle after create: %v", err)
 	}
@@ -231,7 +231,7 @@ func TestAppRotationRestartsAndVerifies(t *testing.T) {
 	}
 	// Placement reports the new chain on the agent: restart, then verify.
 	e.exec.place(next)
-	e.store.SetConcern("198.18.0.11", metrics.Placement, state.Concern{InSync: true, Hash: e.store.PKI().ServerHash})
+	e.store.SetConcern("198.18.0.11", reconciler.Placement, state.Concern{InSync: true, Hash: e.store.PKI().ServerHash})
 	if err := e.settle(); err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestAppProbeFailsOnWrongCertificate(t *testing.T) {
 	// The agent serves a certificate without the registry's name, and it
 	// is the current one: restarting cannot help, the probe must say why.
 	e.exec.place(e.ca.issue(e.store, 300, "other.test"))
-	e.store.SetConcern("198.18.0.11", metrics.Placement, state.Concern{Hash: e.store.PKI().ServerHash})
+	e.store.SetConcern("198.18.0.11", reconciler.Placement, state.Concern{Hash: e.store.PKI().ServerHash})
 	err := e.settle()
 	if err == nil || !strings.Contains(err.Error(), "probe") {
 		t.Fatalf("want a probe error, got %v", err)

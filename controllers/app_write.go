@@ -8,7 +8,7 @@ import (
 
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/marathon"
-	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 )
 
 func (r *AppReconciler) create(ctx context.Context, p *pass) (manager.Result, error) {
@@ -28,7 +28,7 @@ func (r *AppReconciler) create(ctx context.Context, p *pass) (manager.Result, er
 		return r.writeFailed(p, err)
 	}
 	if drift {
-		r.metrics.DriftCorrections.WithLabelValues(metrics.App).Inc()
+		r.metrics.DriftCorrections.WithLabelValues(reconciler.App).Inc()
 		p.log.Info("recreating app that was deleted", "deployment", dep)
 	} else {
 		p.log.Info("created app", "deployment", dep)
@@ -73,7 +73,7 @@ func (r *AppReconciler) update(ctx context.Context, p *pass, cur *marathon.AppSt
 		return r.writeFailed(p, err)
 	}
 	if drift {
-		r.metrics.DriftCorrections.WithLabelValues(metrics.App).Inc()
+		r.metrics.DriftCorrections.WithLabelValues(reconciler.App).Inc()
 		p.log.Info("repairing drift", "diff", p.st.Diff, "deployment", dep)
 	} else {
 		p.log.Info("updating app to the spec", "diff", p.st.Diff, "deployment", dep)

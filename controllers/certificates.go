@@ -15,6 +15,7 @@ import (
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/metrics"
 	"github.com/registry-operator/registry-operator/internal/pki"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -141,7 +142,7 @@ func (c *Certificates) reconcileSelfSigned(ctx context.Context, spec *v1alpha1.S
 		pending = append(pending, plan.Waiting)
 	}
 	c.publish(spec, m, p, pending)
-	c.metrics.SetOutOfSync(metrics.Certificates, CertificatesKey, false)
+	c.metrics.SetOutOfSync(reconciler.Certificates, CertificatesKey, false)
 	if plan.Changes() { // a multi-step change: take the next step at once
 		return manager.Result{RequeueAfter: time.Second}, nil
 	}
@@ -168,7 +169,7 @@ func (c *Certificates) report(spec *v1alpha1.Spec, m *pki.Material, plan *pki.Pl
 		pk.Pending = pending
 		c.store.SetPKI(pk)
 	}
-	c.metrics.SetOutOfSync(metrics.Certificates, CertificatesKey, plan.Changes())
+	c.metrics.SetOutOfSync(reconciler.Certificates, CertificatesKey, plan.Changes())
 	return manager.Result{ResyncAfter: requeueAfter(plan.NextCheck, now)}, nil
 }
 
@@ -210,7 +211,7 @@ func (c *Certificates) reconcileProvided(spec *v1alpha1.Spec, p pki.Params) (man
 	c.setMetrics("server", leaf.NotAfter, renew, true)
 	ca := earliestExpiry(pv.CAs)
 	c.setMetrics("ca", ca.NotAfter, time.Time{}, true)
-	c.metrics.SetOutOfSync(metrics.Certificates, CertificatesKey, false)
+	c.metrics.SetOutOfSync(reconciler.Certificates, CertificatesKey, false)
 	next := renew
 	if !now.Before(renew) {
 		next = leaf.NotAfter
@@ -258,7 +259,7 @@ func (c *Certificates) notReady(spec *v1alpha1.Spec, reason string) {
 	c.store.SetPKI(pk)
 	c.metrics.CertReady.WithLabelValues("ca").Set(0)
 	c.metrics.CertReady.WithLabelValues("server").Set(0)
-	c.metrics.SetOutOfSync(metrics.Certificates, CertificatesKey, true)
+	c.metrics.SetOutOfSync(reconciler.Certificates, CertificatesKey, true)
 }
 
 func (c *Certificates) setMetrics(cert string, notAfter, renewal time.Time, ready bool) {

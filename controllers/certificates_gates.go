@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
-	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -26,17 +26,17 @@ func (g *gates) BundleDistributed(bundle []byte, since time.Time) (bool, string)
 		return true, ""
 	}
 	hash := state.Hash(bundle)
-	if !g.ranSince(metrics.Trust, since, false) {
+	if !g.ranSince(reconciler.Trust, since, false) {
 		return false, "the trust reconciler has not run since the new CA was published"
 	}
 	fleet := g.store.Len()
 	if fleet == 0 {
-		if !g.ranSince(metrics.Discovery, since, true) {
+		if !g.ranSince(reconciler.Discovery, since, true) {
 			return false, "no nodes known: waiting for discovery to succeed"
 		}
 		return true, ""
 	}
-	ok, missing := g.store.NodesCarry(metrics.Trust, hash)
+	ok, missing := g.store.NodesCarry(reconciler.Trust, hash)
 	if ok {
 		return true, ""
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/metrics"
 	"github.com/registry-operator/registry-operator/internal/pki"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -210,7 +211,7 @@ func TestCertificatesRotationWaitsForEveryNode(t *testing.T) {
 	e.reconcile()
 	old := e.store.PKI()
 	carry := func(addr, hash string) {
-		e.store.SetConcern(addr, metrics.Trust, state.Concern{InSync: true, Hash: hash})
+		e.store.SetConcern(addr, reconciler.Trust, state.Concern{InSync: true, Hash: hash})
 	}
 	carry("198.18.0.2", old.BundleHash)
 	carry("198.18.0.3", old.BundleHash)
@@ -227,7 +228,7 @@ func TestCertificatesRotationWaitsForEveryNode(t *testing.T) {
 		after != pki.PollWhileWaiting {
 		t.Fatalf("must wait for the trust reconciler: %q %v", p.Pending, after)
 	}
-	e.store.UpdateReconciler(metrics.Trust, func(r *state.ReconcilerStatus) { r.LastRun = e.clk.Now() })
+	e.store.UpdateReconciler(reconciler.Trust, func(r *state.ReconcilerStatus) { r.LastRun = e.clk.Now() })
 	carry("198.18.0.2", pub.BundleHash)
 	e.reconcile()
 	if p := e.store.PKI(); p.Rotation != pki.PhasePublishing || !strings.Contains(strings.Join(p.Pending, " "), "198.18.0.3") {
@@ -351,7 +352,7 @@ func TestCertificatesReportModeWritesNothing(t *testing.T) {
 	if !p.Ready || p.Generation != issued.Generation || len(p.Pending) != 1 || !strings.Contains(p.Pending[0], "other.example") {
 		t.Fatalf("report on a SAN change: %+v", p.Pending)
 	}
-	if testutil.ToFloat64(e.m.OutOfSync.WithLabelValues(metrics.Certificates, CertificatesKey)) != 1 {
+	if testutil.ToFloat64(e.m.OutOfSync.WithLabelValues(reconciler.Certificates, CertificatesKey)) != 1 {
 		t.Fatal("out_of_sync must be 1 while a change is pending")
 	}
 	after := snapshot(t, e.dir)

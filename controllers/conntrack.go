@@ -10,8 +10,8 @@ import (
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
-	"github.com/registry-operator/registry-operator/internal/metrics"
 	"github.com/registry-operator/registry-operator/internal/nodes"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 )
 
 // The sysctl the DC/OS layer-4 load balancer needs for long connections.
@@ -35,7 +35,7 @@ func (r *Conntrack) Reconcile(ctx context.Context, key string) (manager.Result, 
 	if !spec.ConntrackEnabled() {
 		return manager.Result{}, nil
 	}
-	return r.nodePass(ctx, metrics.Conntrack, key, spec, r.check)
+	return r.nodePass(ctx, reconciler.Conntrack, key, spec, r.check)
 }
 
 func (r *Conntrack) check(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {

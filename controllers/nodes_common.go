@@ -15,6 +15,7 @@ import (
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/metrics"
 	"github.com/registry-operator/registry-operator/internal/nodes"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -110,13 +111,13 @@ func (d *NodeDeps) updateNodesGauge(spec *v1alpha1.Spec) {
 func nodeReconcilers(spec *v1alpha1.Spec) []string {
 	var rs []string
 	if spec.TrustEnabled() {
-		rs = append(rs, metrics.Trust)
+		rs = append(rs, reconciler.Trust)
 	}
 	if spec.ConntrackEnabled() {
-		rs = append(rs, metrics.Conntrack)
+		rs = append(rs, reconciler.Conntrack)
 	}
 	if spec.PlacementEnabled() {
-		rs = append(rs, metrics.Placement)
+		rs = append(rs, reconciler.Placement)
 	}
 	return rs
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
-	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 )
 
 // Drift found while in report mode is still drift when enforce repairs it
@@ -18,7 +18,9 @@ func TestDriftReportedThenRepaired(t *testing.T) {
 	r := NewTrust(e.deps)
 	ctx := context.Background()
 	ca := "/etc/docker/certs.d/registry.test:5000/ca.crt"
-	drift := func() float64 { return testutil.ToFloat64(e.metrics.DriftCorrections.WithLabelValues(metrics.Trust)) }
+	drift := func() float64 {
+		return testutil.ToFloat64(e.metrics.DriftCorrections.WithLabelValues(reconciler.Trust))
+	}
 	pass := func(mode string) {
 		t.Helper()
 		e.spec.Reconcile.Mode = mode

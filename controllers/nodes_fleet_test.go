@@ -29,6 +29,7 @@ import (
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/metrics"
 	"github.com/registry-operator/registry-operator/internal/nodes"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 	"github.com/registry-operator/registry-operator/internal/testing/testfleet"
 )
@@ -136,7 +137,7 @@ func newFleetEnvOpts(t *testing.T, opts testfleet.Options, edit func(*v1alpha1.S
 	})
 	e.recs = map[string]interface {
 		Reconcile(context.Context, string) (manager.Result, error)
-	}{metrics.Trust: NewTrust(deps), metrics.Conntrack: NewConntrack(deps), metrics.Placement: NewPlacement(deps)}
+	}{reconciler.Trust: NewTrust(deps), reconciler.Conntrack: NewConntrack(deps), reconciler.Placement: NewPlacement(deps)}
 	return e
 }
 
@@ -263,8 +264,8 @@ func TestFleetConvergesAndRepairsDrift(t *testing.T) {
 	for i := range 5 {
 		e.converged(t, p, e.f.Host(i))
 	}
-	got := counter(e.metrics.DriftCorrections.WithLabelValues(metrics.Trust)) +
-		counter(e.metrics.DriftCorrections.WithLabelValues(metrics.Conntrack))
+	got := counter(e.metrics.DriftCorrections.WithLabelValues(reconciler.Trust)) +
+		counter(e.metrics.DriftCorrections.WithLabelValues(reconciler.Conntrack))
 	if got != wantDrift {
 		t.Errorf("drift corrections = %v, want %v", got, wantDrift)
 	}
@@ -282,14 +283,14 @@ func TestFleetReportModeChangesNothing(t *testing.T) {
 		t.Error("report mode wrote ca.crt")
 	}
 	n, _ := e.store.Node(h.Address)
-	changes := strings.Join(n.Concerns[metrics.Trust].Changes, "\n")
+	changes := strings.Join(n.Concerns[reconciler.Trust].Changes, "\n")
 	if !strings.Contains(changes, "create "+e.caPath(h)+" (sha256 "+p.pki.BundleHash[:12]) {
 		t.Errorf("trust changes:\n%s", changes)
 	}
 	if e.f.ConntrackAvailable {
 		if v, _ := h.Sysctl(context.Background(), BeLiberalKey); v == "0" &&
-			!strings.Contains(strings.Join(n.Concerns[metrics.Conntrack].Changes, "\n"), "sysctl "+BeLiberalKey+" 0 -> 1") {
-			t.Errorf("conntrack changes: %q", n.Concerns[metrics.Conntrack].Changes)
+			!strings.Contains(strings.Join(n.Concerns[reconciler.Conntrack].Changes, "\n"), "sysctl "+BeLiberalKey+" 0 -> 1") {
+			t.Errorf("conntrack changes: %q", n.Concerns[reconciler.Conntrack].Changes)
 		}
 	}
 }
@@ -321,7 +322,7 @@ func TestFleetFaults(t *testing.T) {
 	if err := errs["trust|"+ro.Address]; err == nil || !strings.Contains(err.Error(), "read-only") {
 		t.Errorf("read-only node: %v", err)
 	}
-	if n, _ := e.store.Node(ro.Address); !n.Reachable || n.Concerns[metrics.Trust].InSync {
+	if n, _ := e.store.Node(ro.Address); !n.Reachable || n.Concerns[reconciler.Trust].InSync {
 		t.Errorf("read-only node state: %+v", n)
 	}
 	if v := gauge(e.metrics, metrics.NodeUnreachable); v != 2 {

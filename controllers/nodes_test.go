@@ -14,6 +14,7 @@ import (
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/metrics"
 	"github.com/registry-operator/registry-operator/internal/nodes"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -36,12 +37,12 @@ func TestTrustReportThenEnforce(t *testing.T) {
 	if _, err := r.Reconcile(ctx, nodeA); err != nil {
 		t.Fatal(err)
 	}
-	c := e.concern(t, nodeA, metrics.Trust)
+	c := e.concern(t, nodeA, reconciler.Trust)
 	want := fmt.Sprintf("create %s (sha256 %s, mode 644)", ca, short(state.Hash([]byte("CA1"))))
 	if c.InSync || !slices.Contains(c.Changes, want) || e.node(nodeA).writes != 0 {
 		t.Fatalf("report: %+v, writes %d; want change %q and no writes", c, e.node(nodeA).writes, want)
 	}
-	if v := testutil.ToFloat64(e.metrics.OutOfSync.WithLabelValues(metrics.Trust, nodeA)); v != 1 {
+	if v := testutil.ToFloat64(e.metrics.OutOfSync.WithLabelValues(reconciler.Trust, nodeA)); v != 1 {
 		t.Errorf("out_of_sync = %v in report mode", v)
 	}
 
@@ -56,11 +57,11 @@ func TestTrustReportThenEnforce(t *testing.T) {
 	if _, ok := n.files["/etc/docker/certs.d/registry.test:5000/"+ownerMarker]; !ok {
 		t.Error("no ownership marker in the directory the operator created")
 	}
-	c = e.concern(t, nodeA, metrics.Trust)
+	c = e.concern(t, nodeA, reconciler.Trust)
 	if !c.InSync || c.Hash != state.Hash([]byte("CA1")) {
 		t.Fatalf("after enforce: %+v", c)
 	}
-	if all, _ := e.store.NodesCarry(metrics.Trust, state.Hash([]byte("CA1"))); all {
+	if all, _ := e.store.NodesCarry(reconciler.Trust, state.Hash([]byte("CA1"))); all {
 		t.Error("node B has not been reconciled but NodesCarry says every node carries the bundle")
 	}
 
@@ -69,8 +70,8 @@ func TestTrustReportThenEnforce(t *testing.T) {
 	if _, err := r.Reconcile(ctx, nodeA); err != nil {
 		t.Fatal(err)
 	}
-	if n.writes != writes || len(e.concern(t, nodeA, metrics.Trust).Changes) != 0 {
-		t.Errorf("steady-state pass wrote or listed changes: %+v", e.concern(t, nodeA, metrics.Trust))
+	if n.writes != writes || len(e.concern(t, nodeA, reconciler.Trust).Changes) != 0 {
+		t.Errorf("steady-state pass wrote or listed changes: %+v", e.concern(t, nodeA, reconciler.Trust))
 	}
 
 	// A hand edit is drift: repaired and counted.
@@ -81,7 +82,7 @@ func TestTrustReportThenEnforce(t *testing.T) {
 	if string(n.files[ca]) != "CA1" {
 		t.Fatal("hand-edited ca.crt not repaired")
 	}
-	if v := testutil.ToFloat64(e.metrics.DriftCorrections.WithLabelValues(metrics.Trust)); v != 1 {
+	if v := testutil.ToFloat64(e.metrics.DriftCorrections.WithLabelValues(reconciler.Trust)); v != 1 {
 		t.Errorf("drift corrections = %v, want 1", v)
 	}
 
@@ -90,14 +91,14 @@ func TestTrustReportThenEnforce(t *testing.T) {
 	if _, err := r.Reconcile(ctx, nodeA); err != nil {
 		t.Fatal(err)
 	}
-	c = e.concern(t, nodeA, metrics.Trust)
+	c = e.concern(t, nodeA, reconciler.Trust)
 	if string(n.files[ca]) != "CA1+CA2" || c.Hash != state.Hash([]byte("CA1+CA2")) {
 		t.Fatalf("new bundle not rolled out: %+v", c)
 	}
 	if !strings.Contains(strings.Join(c.Changes, "\n"), "update "+ca+": sha256 ") {
 		t.Errorf("changes = %q", c.Changes)
 	}
-	if v := testutil.ToFloat64(e.metrics.DriftCorrections.WithLabelValues(metrics.Trust)); v != 1 {
+	if v := testutil.ToFloat64(e.metrics.DriftCorrections.WithLabelValues(reconciler.Trust)); v != 1 {
 		t.Errorf("a bundle rollout counted as drift: %v", v)
 	}
 }
@@ -124,7 +125,7 @@ func TestTrustPort443AndRuntimes(t *testing.T) {
 	if !strings.Contains(h, `ca = "/etc/containerd/certs.d/registry.test:443/ca.crt"`) || !strings.Contains(h, `server = "https://registry.test:443"`) {
 		t.Errorf("hosts.toml:\n%s", h)
 	}
-	if c := e.concern(t, nodeA, metrics.Trust); !c.InSync || c.Detail != "" {
+	if c := e.concern(t, nodeA, reconciler.Trust); !c.InSync || c.Detail != "" {
 		t.Errorf("concern %+v: want in sync", c)
 	}
 }
@@ -156,7 +157,7 @@ func TestTrustRemovesOnlyItsOwnOldDirectories(t *testing.T) {
 	if _, err := r.Reconcile(ctx, nodeA); err != nil {
 		t.Fatal(err)
 	}
-	c := e.concern(t, nodeA, metrics.Trust)
+	c := e.concern(t, nodeA, reconciler.Trust)
 	if !slices.Contains(c.Changes, "remove /etc/docker/certs.d/shared.test:5000 (created by registry-operator for a previous registry address)") ||
 		n.files["/etc/docker/certs.d/shared.test:5000/ca.crt"] == nil {
 		t.Fatalf("report mode: %q", c.Changes)
@@ -174,7 +175,7 @@ func TestTrustRemovesOnlyItsOwnOldDirectories(t *testing.T) {
 	if string(n.files["/etc/docker/certs.d/shared.test:5000/client.cert"]) != "theirs" || !n.dirs["/etc/docker/certs.d/shared.test:5000"] {
 		t.Error("a foreign file in an old directory was removed")
 	}
-	if c := e.concern(t, nodeA, metrics.Trust); !strings.Contains(c.Detail, "kept /etc/docker/certs.d/shared.test:5000") {
+	if c := e.concern(t, nodeA, reconciler.Trust); !strings.Contains(c.Detail, "kept /etc/docker/certs.d/shared.test:5000") {
 		t.Errorf("detail = %q", c.Detail)
 	}
 }
@@ -228,7 +229,7 @@ func TestConntrack(t *testing.T) {
 	if _, err := r.Reconcile(ctx, nodeA); err != nil {
 		t.Fatal(err)
 	}
-	c := e.concern(t, nodeA, metrics.Conntrack)
+	c := e.concern(t, nodeA, reconciler.Conntrack)
 	if !strings.Contains(c.Detail, "does not exist") {
 		t.Errorf("detail = %q", c.Detail)
 	}
@@ -242,7 +243,7 @@ func TestConntrack(t *testing.T) {
 	if _, err := r.Reconcile(ctx, nodeA); err != nil {
 		t.Fatal(err)
 	}
-	c = e.concern(t, nodeA, metrics.Conntrack)
+	c = e.concern(t, nodeA, reconciler.Conntrack)
 	if c.InSync || !slices.Contains(c.Changes, "sysctl "+BeLiberalKey+" 0 -> 1") || string(n.files[BeLiberalPath]) != "0\n" {
 		t.Fatalf("report: %+v", c)
 	}
@@ -250,7 +251,7 @@ func TestConntrack(t *testing.T) {
 	if _, err := r.Reconcile(ctx, nodeA); err != nil {
 		t.Fatal(err)
 	}
-	if string(n.files[BeLiberalPath]) != "1\n" || !e.concern(t, nodeA, metrics.Conntrack).InSync {
+	if string(n.files[BeLiberalPath]) != "1\n" || !e.concern(t, nodeA, reconciler.Conntrack).InSync {
 		t.Fatalf("live value %q", n.files[BeLiberalPath])
 	}
 	// The value reported above was drift from a node in sync; enforce
@@ -259,7 +260,7 @@ func TestConntrack(t *testing.T) {
 	if _, err := r.Reconcile(ctx, nodeA); err != nil {
 		t.Fatal(err)
 	}
-	if v := testutil.ToFloat64(e.metrics.DriftCorrections.WithLabelValues(metrics.Conntrack)); v != 2 || string(n.files[BeLiberalPath]) != "1\n" {
+	if v := testutil.ToFloat64(e.metrics.DriftCorrections.WithLabelValues(reconciler.Conntrack)); v != 2 || string(n.files[BeLiberalPath]) != "1\n" {
 		t.Errorf("drift corrections = %v, value %q", v, n.files[BeLiberalPath])
 	}
 
@@ -270,7 +271,7 @@ func TestConntrack(t *testing.T) {
 	if _, err := r.Reconcile(ctx, nodeA); err == nil || !strings.Contains(err.Error(), "read-only") {
 		t.Fatalf("got %v", err)
 	}
-	if nn, _ := e.store.Node(nodeA); !nn.Reachable || e.concern(t, nodeA, metrics.Conntrack).InSync {
+	if nn, _ := e.store.Node(nodeA); !nn.Reachable || e.concern(t, nodeA, reconciler.Conntrack).InSync {
 		t.Errorf("node %+v", nn)
 	}
 }
@@ -296,7 +297,7 @@ func TestPlacement(t *testing.T) {
 		t.Fatal("the key went to an agent the constraints exclude")
 	}
 	pk := e.store.PKI()
-	if all, missing := e.store.NodesCarry(metrics.Placement, pk.ServerHash); !all {
+	if all, missing := e.store.NodesCarry(reconciler.Placement, pk.ServerHash); !all {
 		t.Errorf("NodesCarry: missing %v", missing)
 	}
 	// A chmod by hand is repaired.
@@ -379,7 +380,7 @@ func TestDiscovery(t *testing.T) {
 			t.Errorf("%s not enqueued: %v", k, queued)
 		}
 	}
-	e.metrics.SetOutOfSync(metrics.Trust, nodeB, true)
+	e.metrics.SetOutOfSync(reconciler.Trust, nodeB, true)
 
 	// The master fails: the fleet stays.
 	l.err = errors.New("connection refused")

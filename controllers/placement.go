@@ -11,8 +11,8 @@ import (
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
-	"github.com/registry-operator/registry-operator/internal/metrics"
 	"github.com/registry-operator/registry-operator/internal/nodes"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -47,7 +47,7 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 		return manager.Result{}, nil // the PKI topic triggers a pass once there is a certificate
 	}
 	dir := spec.App.CertsHostPath
-	return p.nodePass(ctx, metrics.Placement, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
+	return p.nodePass(ctx, reconciler.Placement, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
 		o.want = pk.ServerHash
 		report := spec.Report()
 		if !match {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
-	"github.com/registry-operator/registry-operator/internal/metrics"
 	"github.com/registry-operator/registry-operator/internal/nodes"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -108,7 +108,7 @@ func (t *Trust) Reconcile(ctx context.Context, key string) (manager.Result, erro
 			return manager.Result{}, fmt.Errorf("trust: the published CA bundle: %w", err)
 		}
 	}
-	return t.nodePass(ctx, metrics.Trust, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
+	return t.nodePass(ctx, reconciler.Trust, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
 		o.want = w.hash
 		if len(unsupported) > 0 {
 			o.detail = fmt.Sprintf("runtimes not managed by this version: %s", strings.Join(unsupported, ", "))
@@ -131,10 +131,10 @@ func (t *Trust) record(key string, spec *v1alpha1.Spec, detail string) (manager.
 		return manager.Result{}, nil
 	}
 	prev, _ := t.Store.Node(key)
-	c := prev.Concerns[metrics.Trust]
+	c := prev.Concerns[reconciler.Trust]
 	c.InSync, c.Detail, c.Changes, c.Error, c.Checked = false, detail, nil, "", t.Clock.Now()
-	t.Store.SetConcern(key, metrics.Trust, c)
-	t.Metrics.SetOutOfSync(metrics.Trust, key, true)
+	t.Store.SetConcern(key, reconciler.Trust, c)
+	t.Metrics.SetOutOfSync(reconciler.Trust, key, true)
 	t.updateNodesGauge(spec)
 	return manager.Result{}, nil
 }

@@ -11,8 +11,8 @@ import (
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
-	"github.com/registry-operator/registry-operator/internal/metrics"
 	"github.com/registry-operator/registry-operator/internal/nodes"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -40,7 +40,7 @@ func (t *Trust) insecurePass(ctx context.Context, key string, spec *v1alpha1.Spe
 	}
 	want := state.Hash([]byte(insecureKey + ":" + strings.Join(names, ",")))
 	waiting := false
-	res, err := t.nodePass(ctx, metrics.Trust, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
+	res, err := t.nodePass(ctx, reconciler.Trust, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
 		o.want = want
 		var other []string
 		for _, r := range spec.Trust.Runtimes {

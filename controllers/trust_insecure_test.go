@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
-	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -117,7 +117,7 @@ func TestTrustInsecureRestartsRegistryAgentLast(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := e.concern(t, nodeA, metrics.Trust)
+	c := e.concern(t, nodeA, reconciler.Trust)
 	if len(a.runs) != 0 || c.InSync || !strings.Contains(c.Detail, "other agents restart first") || res.RequeueAfter == 0 {
 		t.Fatalf("registry agent first: runs %d, %+v, %+v", len(a.runs), c, res)
 	}
@@ -131,7 +131,7 @@ func TestTrustInsecureRestartsRegistryAgentLast(t *testing.T) {
 	if _, err := r.Reconcile(ctx, nodeB); err != nil {
 		t.Fatal(err)
 	}
-	if c := e.concern(t, nodeB, metrics.Trust); len(b.runs) != 1 || !c.InSync || !strings.Contains(strings.Join(c.Changes, "\n"), "restart dockerd") {
+	if c := e.concern(t, nodeB, reconciler.Trust); len(b.runs) != 1 || !c.InSync || !strings.Contains(strings.Join(c.Changes, "\n"), "restart dockerd") {
 		t.Fatalf("agent B: runs %d, %+v", len(b.runs), c)
 	}
 	if _, ok := b.files[dockerRestartMarker]; ok {
@@ -141,7 +141,7 @@ func TestTrustInsecureRestartsRegistryAgentLast(t *testing.T) {
 	if _, err := r.Reconcile(ctx, nodeA); err != nil {
 		t.Fatal(err)
 	}
-	if c := e.concern(t, nodeA, metrics.Trust); len(a.runs) != 1 || !c.InSync {
+	if c := e.concern(t, nodeA, reconciler.Trust); len(a.runs) != 1 || !c.InSync {
 		t.Fatalf("registry agent after the others: runs %d, %+v", len(a.runs), c)
 	}
 	writes := a.writes
@@ -162,7 +162,7 @@ func TestTrustInsecureWithoutRestartReportsIt(t *testing.T) {
 		if _, err := r.Reconcile(ctx, nodeB); err != nil {
 			t.Fatal(err)
 		}
-		c := e.concern(t, nodeB, metrics.Trust)
+		c := e.concern(t, nodeB, reconciler.Trust)
 		if len(b.runs) != 0 || c.InSync || !strings.Contains(c.Detail, "dockerd must be restarted") {
 			t.Fatalf("%+v, runs %d", c, len(b.runs))
 		}
@@ -173,7 +173,7 @@ func TestTrustInsecureWithoutRestartReportsIt(t *testing.T) {
 	if _, err := r.Reconcile(ctx, nodeB); err != nil {
 		t.Fatal(err)
 	}
-	if c := e.concern(t, nodeB, metrics.Trust); !c.InSync {
+	if c := e.concern(t, nodeB, reconciler.Trust); !c.InSync {
 		t.Errorf("after a manual restart: %+v", c)
 	}
 	if _, ok := b.files[dockerRestartMarker]; ok {
@@ -187,7 +187,7 @@ func TestTrustInsecureWithoutRestartReportsIt(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "does not parse") || string(b.files[DockerDaemonJSON]) != string(broken) {
 		t.Errorf("broken daemon.json: err %v, file now %q", err, b.files[DockerDaemonJSON])
 	}
-	if c := e.concern(t, nodeB, metrics.Trust); c.InSync || !strings.Contains(c.Error, DockerDaemonJSON) {
+	if c := e.concern(t, nodeB, reconciler.Trust); c.InSync || !strings.Contains(c.Error, DockerDaemonJSON) {
 		t.Errorf("broken daemon.json concern: %+v", c)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
-	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 )
 
 func mustSplit(t *testing.T, bundle []byte) []trustCA {
@@ -65,7 +65,7 @@ func TestTrustUCRTouchesOnlyItsOwnEntries(t *testing.T) {
 	publishBundle(e.store, string(p1.caPEM))
 	e.spec.Reconcile.Mode = v1alpha1.ModeReport
 	pass("report")
-	c := e.concern(t, nodeA, metrics.Trust)
+	c := e.concern(t, nodeA, reconciler.Trust)
 	wantLink := "link " + dir + "/" + h + ".1 -> " + ca1.file + " (subject hash)"
 	if c.InSync || !slices.Contains(c.Changes, wantLink) || n.writes != 0 {
 		t.Fatalf("report: %+v, %d writes; want %q and no writes", c, n.writes, wantLink)
@@ -79,13 +79,13 @@ func TestTrustUCRTouchesOnlyItsOwnEntries(t *testing.T) {
 	if m := string(n.files[dir+"/"+ucrManifest]); !strings.Contains(m, ca1.file+"\n") || !strings.Contains(m, h+".1\n") || strings.Contains(m, "dcos") {
 		t.Errorf("manifest:\n%s", m)
 	}
-	if c := e.concern(t, nodeA, metrics.Trust); !c.InSync {
+	if c := e.concern(t, nodeA, reconciler.Trust); !c.InSync {
 		t.Errorf("concern after enforce: %+v", c)
 	}
 	writes := n.writes
 	pass("steady")
-	if n.writes != writes || len(e.concern(t, nodeA, metrics.Trust).Changes) != 0 {
-		t.Errorf("steady pass: %d writes, %+v", n.writes-writes, e.concern(t, nodeA, metrics.Trust))
+	if n.writes != writes || len(e.concern(t, nodeA, reconciler.Trust).Changes) != 0 {
+		t.Errorf("steady pass: %d writes, %+v", n.writes-writes, e.concern(t, nodeA, reconciler.Trust))
 	}
 
 	// Rotation: both CAs, the same subject hash, no gap in .N.
@@ -163,7 +163,7 @@ func TestTrustSystemStoreRunsUpdateOnlyOnChange(t *testing.T) {
 	if _, err := r.Reconcile(ctx, nodeA); err != nil {
 		t.Fatal(err)
 	}
-	c := e.concern(t, nodeA, metrics.Trust)
+	c := e.concern(t, nodeA, reconciler.Trust)
 	if len(n.runs) != 2 || !slices.Contains(c.Changes, "run update-ca-certificates (Debian/Ubuntu system CA store)") {
 		t.Errorf("runs %d, changes %q", len(n.runs), c.Changes)
 	}

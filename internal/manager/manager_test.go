@@ -14,6 +14,7 @@ import (
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -92,7 +93,7 @@ func TestErrorsBackOffExponentially(t *testing.T) {
 			}
 			return Result{}, nil
 		}}
-		h.m.Add(Options{Name: metrics.Trust, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"a"} },
+		h.m.Add(Options{Name: reconciler.Trust, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"a"} },
 			BaseBackoff: time.Second, MaxBackoff: time.Minute})
 		ctx, cancel := context.WithCancel(t.Context())
 		go h.m.Run(ctx)
@@ -109,10 +110,10 @@ func TestErrorsBackOffExponentially(t *testing.T) {
 				t.Errorf("gap %d = %s, want %s", i, got, w)
 			}
 		}
-		if got := testutil.ToFloat64(h.mt.ReconcileTotal.WithLabelValues(metrics.Trust, metrics.ResultError)); got != 4 {
+		if got := testutil.ToFloat64(h.mt.ReconcileTotal.WithLabelValues(reconciler.Trust, metrics.ResultError)); got != 4 {
 			t.Errorf("error count = %v, want 4", got)
 		}
-		if got := testutil.ToFloat64(h.mt.ReconcileTotal.WithLabelValues(metrics.Trust, metrics.ResultSuccess)); got != 1 {
+		if got := testutil.ToFloat64(h.mt.ReconcileTotal.WithLabelValues(reconciler.Trust, metrics.ResultSuccess)); got != 1 {
 			t.Errorf("success count = %v, want 1", got)
 		}
 	})
@@ -130,7 +131,7 @@ func TestRequeueAfterPollsAndResetsBackoff(t *testing.T) {
 			}
 			return Result{}, errors.New("transient again")
 		}}
-		h.m.Add(Options{Name: metrics.App, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"/registry"} },
+		h.m.Add(Options{Name: reconciler.App, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"/registry"} },
 			BaseBackoff: time.Second, MaxBackoff: time.Minute})
 		ctx, cancel := context.WithCancel(t.Context())
 		go h.m.Run(ctx)
@@ -162,15 +163,15 @@ func TestKeysAreDeduplicatedAndNeverConcurrent(t *testing.T) {
 			}
 			return Result{}, nil
 		}}
-		h.m.Add(Options{Name: metrics.Trust, Reconciler: r, MaxConcurrent: 4})
+		h.m.Add(Options{Name: reconciler.Trust, Reconciler: r, MaxConcurrent: 4})
 		ctx, cancel := context.WithCancel(t.Context())
 		go h.m.Run(ctx)
 		synctest.Wait()
-		h.m.Enqueue(metrics.Trust, "n1")
+		h.m.Enqueue(reconciler.Trust, "n1")
 		synctest.Wait() // n1 is now in flight
 		for range 5 {
-			h.m.Enqueue(metrics.Trust, "n1") // while processing: marked dirty once
-			h.m.Enqueue(metrics.Trust, "n2")
+			h.m.Enqueue(reconciler.Trust, "n1") // while processing: marked dirty once
+			h.m.Enqueue(reconciler.Trust, "n2")
 		}
 		synctest.Wait()
 		close(release)
@@ -194,8 +195,8 @@ func TestResyncEnqueuesEveryInterval(t *testing.T) {
 		h := newHarness(t, time.Minute)
 		r := &recorder{}
 		off := &recorder{}
-		h.m.Add(Options{Name: metrics.Certificates, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"tls"} }})
-		h.m.Add(Options{Name: metrics.Conntrack, Reconciler: off, Enabled: func(*v1alpha1.Spec) bool { return false },
+		h.m.Add(Options{Name: reconciler.Certificates, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"tls"} }})
+		h.m.Add(Options{Name: reconciler.Conntrack, Reconciler: off, Enabled: func(*v1alpha1.Spec) bool { return false },
 			Resync: func(*v1alpha1.Spec) []string { return []string{"x"} }})
 		ctx, cancel := context.WithCancel(t.Context())
 		go h.m.Run(ctx)
@@ -217,7 +218,7 @@ func TestConfigChangeAppliesNewInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, time.Hour)
 		r := &recorder{}
-		h.m.Add(Options{Name: metrics.Certificates, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"tls"} }})
+		h.m.Add(Options{Name: reconciler.Certificates, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"tls"} }})
 		ctx, cancel := context.WithCancel(t.Context())
 		go h.m.Run(ctx)
 		synctest.Wait()
@@ -246,7 +247,7 @@ func TestShutdownDrainsWithinGrace(t *testing.T) {
 			}
 			return Result{}, ctx.Err()
 		}}
-		h.m.Add(Options{Name: metrics.Trust, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"hung"} }})
+		h.m.Add(Options{Name: reconciler.Trust, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"hung"} }})
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan time.Time)
 		go func() { h.m.Run(ctx); done <- time.Now() }()
@@ -272,7 +273,7 @@ func TestShutdownWaitsForQuickWork(t *testing.T) {
 			finished.Store(ctx.Err() == nil)
 			return Result{}, nil
 		}}
-		h.m.Add(Options{Name: metrics.Trust, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"a"} }})
+		h.m.Add(Options{Name: reconciler.Trust, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"a"} }})
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() { h.m.Run(ctx); close(done) }()
@@ -295,7 +296,7 @@ func TestFenceCancelsAtOnce(t *testing.T) {
 			at.Store(int64(time.Since(start)))
 			return Result{}, ctx.Err()
 		}}
-		h.m.Add(Options{Name: metrics.Trust, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"a"} }})
+		h.m.Add(Options{Name: reconciler.Trust, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"a"} }})
 		ctx, cancel := context.WithCancel(t.Context())
 		go h.m.Run(ctx)
 		time.Sleep(time.Second)
@@ -318,7 +319,7 @@ func TestPanicIsAnError(t *testing.T) {
 			}
 			return Result{}, nil
 		}}
-		h.m.Add(Options{Name: metrics.Trust, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"a"} }})
+		h.m.Add(Options{Name: reconciler.Trust, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"a"} }})
 		out, err := h.m.RunOnce(t.Context())
 		if err != nil || len(out) != 1 || out[0].Err != nil {
 			t.Fatalf("want recovery then success, got %v %v", out, err)
@@ -351,13 +352,13 @@ func TestRunOnce(t *testing.T) {
 			return Result{}, TerminalError(errors.New("422 invalid"))
 		}}
 		certs := &recorder{fn: func(ctx context.Context, key string, n int) (Result, error) {
-			h.m.Enqueue(metrics.Trust, "good")
-			h.m.Enqueue(metrics.Trust, "bad")
+			h.m.Enqueue(reconciler.Trust, "good")
+			h.m.Enqueue(reconciler.Trust, "bad")
 			return Result{}, nil
 		}}
-		h.m.Add(Options{Name: metrics.Certificates, Reconciler: certs, Resync: func(*v1alpha1.Spec) []string { return []string{"tls"} }})
-		h.m.Add(Options{Name: metrics.Trust, Reconciler: trust, MaxConcurrent: 2})
-		h.m.Add(Options{Name: metrics.App, Reconciler: app, Resync: func(*v1alpha1.Spec) []string { return []string{"/registry", "/ui"} }})
+		h.m.Add(Options{Name: reconciler.Certificates, Reconciler: certs, Resync: func(*v1alpha1.Spec) []string { return []string{"tls"} }})
+		h.m.Add(Options{Name: reconciler.Trust, Reconciler: trust, MaxConcurrent: 2})
+		h.m.Add(Options{Name: reconciler.App, Reconciler: app, Resync: func(*v1alpha1.Spec) []string { return []string{"/registry", "/ui"} }})
 		h.m.Add(Options{Name: "ui", Reconciler: ui, Resync: func(*v1alpha1.Spec) []string { return []string{"/ui"} }})
 		start := time.Now()
 		out, err := h.m.RunOnce(t.Context())
@@ -393,7 +394,7 @@ func TestRunOnceDeadline(t *testing.T) {
 		r := &recorder{fn: func(ctx context.Context, key string, n int) (Result, error) {
 			return Result{RequeueAfter: time.Second}, nil // a deployment that never ends
 		}}
-		h.m.Add(Options{Name: metrics.App, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"/registry"} }})
+		h.m.Add(Options{Name: reconciler.App, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"/registry"} }})
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
 		out, err := h.m.RunOnce(ctx)
@@ -412,7 +413,7 @@ func TestResyncAfterSchedulesButCountsAsDone(t *testing.T) {
 		r := &recorder{fn: func(ctx context.Context, key string, n int) (Result, error) {
 			return Result{ResyncAfter: 10 * time.Second}, nil // the next renewal check
 		}}
-		h.m.Add(Options{Name: metrics.Certificates, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"tls"} }})
+		h.m.Add(Options{Name: reconciler.Certificates, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"tls"} }})
 		out, err := h.m.RunOnce(t.Context())
 		if err != nil || len(out) != 1 || out[0].Err != nil {
 			t.Fatalf("once: a scheduled next check is converged: %+v %v", out, err)

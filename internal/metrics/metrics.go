@@ -5,6 +5,8 @@
 package metrics
 
 import (
+	"github.com/registry-operator/registry-operator/internal/reconciler"
+
 	"runtime"
 	"runtime/debug"
 
@@ -13,19 +15,6 @@ import (
 )
 
 const ns = "registry_operator"
-
-// Reconciler names: the values of the `reconciler` label.
-const (
-	Certificates = "certificates"
-	Discovery    = "discovery"
-	Trust        = "trust"
-	Conntrack    = "conntrack"
-	Placement    = "placement"
-	App          = "app"
-)
-
-// Reconcilers lists every reconciler, for initialising labelled series.
-var Reconcilers = []string{Certificates, Discovery, Trust, Conntrack, Placement, App}
 
 // Results of one reconcile.
 const (
@@ -134,7 +123,7 @@ func New(bi BuildInfo) *Metrics {
 		rev = vcsRevision()
 	}
 	build.WithLabelValues(bi.Version, rev, runtime.Version()).Set(1)
-	for _, r := range Reconcilers {
+	for _, r := range reconciler.All() {
 		for _, res := range []string{ResultSuccess, ResultError, ResultRequeue} {
 			m.ReconcileTotal.WithLabelValues(r, res)
 		}

@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"github.com/registry-operator/registry-operator/internal/reconciler"
+
 	"bytes"
 	"context"
 	"io"
@@ -65,20 +67,20 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 
 // populate sets series the way the running loops do after a few passes.
 func populate(m *Metrics) {
-	for i, r := range Reconcilers {
+	for i, r := range reconciler.All() {
 		m.ReconcileTotal.WithLabelValues(r, ResultSuccess).Add(float64(10 + i))
 		m.ReconcileDuration.WithLabelValues(r).Observe(0.02 * float64(i+1))
 		m.LastSuccess.WithLabelValues(r).Set(1.7e9)
 	}
-	m.ReconcileTotal.WithLabelValues(Trust, ResultError).Add(3)
-	m.ReconcileTotal.WithLabelValues(App, ResultRequeue).Inc()
+	m.ReconcileTotal.WithLabelValues(reconciler.Trust, ResultError).Add(3)
+	m.ReconcileTotal.WithLabelValues(reconciler.App, ResultRequeue).Inc()
 	for _, n := range []string{"198.18.0.11", "198.18.0.12", "198.18.0.13"} {
-		m.SetOutOfSync(Trust, n, n == "198.18.0.12")
-		m.SetOutOfSync(Conntrack, n, false)
+		m.SetOutOfSync(reconciler.Trust, n, n == "198.18.0.12")
+		m.SetOutOfSync(reconciler.Conntrack, n, false)
 		m.HostKeyMismatch.WithLabelValues(n)
 	}
-	m.SetOutOfSync(App, "/registry", false)
-	m.DriftCorrections.WithLabelValues(Conntrack).Add(2)
+	m.SetOutOfSync(reconciler.App, "/registry", false)
+	m.DriftCorrections.WithLabelValues(reconciler.Conntrack).Add(2)
 	m.Nodes.WithLabelValues(NodeInSync).Set(2)
 	m.Nodes.WithLabelValues(NodeUnreachable).Set(1)
 	m.CertExpiration.WithLabelValues("server").Set(1.78e9)

@@ -9,6 +9,7 @@ import (
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/config"
 	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -89,7 +90,7 @@ func RenderPlan(w io.Writer, reg *v1alpha1.Registry, s *state.Store, errs []stri
 		}
 		for _, nd := range nodes {
 			var lines []string
-			for _, name := range []string{metrics.Trust, metrics.Conntrack, metrics.Placement} {
+			for _, name := range []string{reconciler.Trust, reconciler.Conntrack, reconciler.Placement} {
 				c, ok := nd.Concerns[name]
 				if !ok {
 					continue

@@ -10,7 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
-	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -46,8 +46,8 @@ func planStore(b *testing.B, n int) (*v1alpha1.Registry, *state.Store) {
 			trust = state.Concern{Changes: []string{"update /etc/docker/certs.d/192.168.0.1:443/ca.crt: sha256 0123456789ab.. -> 9f86d0818884.."}, Checked: now}
 			ct = state.Concern{Changes: []string{"sysctl net.netfilter.nf_conntrack_tcp_be_liberal 0 -> 1"}, Checked: now}
 		}
-		s.SetConcern(nd.Address, metrics.Trust, trust)
-		s.SetConcern(nd.Address, metrics.Conntrack, ct)
+		s.SetConcern(nd.Address, reconciler.Trust, trust)
+		s.SetConcern(nd.Address, reconciler.Conntrack, ct)
 	}
 	return &reg, s
 }

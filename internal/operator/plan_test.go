@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
-	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -26,11 +26,11 @@ func mixedStore() *state.Store {
 		{Address: "198.18.0.4", Source: "static"}})
 	at := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 	s.SetContact("198.18.0.2", true, at, "")
-	s.SetConcern("198.18.0.2", metrics.Trust, state.Concern{Changes: []string{"create /etc/docker/certs.d/198.18.0.2:5000/ca.crt (sha256 ab12cd34)"}})
-	s.SetConcern("198.18.0.2", metrics.Conntrack, state.Concern{Changes: []string{"sysctl net.netfilter.nf_conntrack_tcp_be_liberal 0 -> 1"}})
+	s.SetConcern("198.18.0.2", reconciler.Trust, state.Concern{Changes: []string{"create /etc/docker/certs.d/198.18.0.2:5000/ca.crt (sha256 ab12cd34)"}})
+	s.SetConcern("198.18.0.2", reconciler.Conntrack, state.Concern{Changes: []string{"sysctl net.netfilter.nf_conntrack_tcp_be_liberal 0 -> 1"}})
 	s.SetContact("198.18.0.3", false, at, "dial tcp 198.18.0.3:22: connect: connection refused")
 	s.SetContact("198.18.0.4", true, at, "")
-	s.SetConcern("198.18.0.4", metrics.Trust, state.Concern{InSync: true})
+	s.SetConcern("198.18.0.4", reconciler.Trust, state.Concern{InSync: true})
 	s.SetApp(state.App{ID: "/registry", Exists: true, Desired: 1, Diff: []string{"instances: 0 -> 1", "container.docker.image: registry:2 -> registry:2.8.3"}})
 	s.SetApp(state.App{ID: "/registry-ui", Exists: false})
 	return s

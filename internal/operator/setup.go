@@ -8,9 +8,9 @@ import (
 	"github.com/registry-operator/registry-operator/controllers"
 	"github.com/registry-operator/registry-operator/internal/leader"
 	"github.com/registry-operator/registry-operator/internal/manager"
-	"github.com/registry-operator/registry-operator/internal/metrics"
 	"github.com/registry-operator/registry-operator/internal/nodes"
 	"github.com/registry-operator/registry-operator/internal/pki"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -31,8 +31,8 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 		store := leader.NewPKIStore(d.Elector)
 		certOpts = append(certOpts, controllers.WithPKIStore(func(*v1alpha1.Spec) pki.Store { return store }))
 	}
-	certs := controllers.NewCertificates(d.Spec, d.Store, d.Metrics, d.Clock, d.Log.WithName(metrics.Certificates), certOpts...)
-	m.Add(manager.Options{Name: metrics.Certificates, Reconciler: certs,
+	certs := controllers.NewCertificates(d.Spec, d.Store, d.Metrics, d.Clock, d.Log.WithName(reconciler.Certificates), certOpts...)
+	m.Add(manager.Options{Name: reconciler.Certificates, Reconciler: certs,
 		Enabled: (*v1alpha1.Spec).TLSEnabled,
 		Resync:  func(*v1alpha1.Spec) []string { return []string{controllers.CertificatesKey} }})
 
@@ -41,9 +41,9 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 	// session) per node through the executor.
 	exec := nodes.NewExecutor(d.Metrics, d.Clock, d.Log.WithName("ssh"))
 	w.closers = append(w.closers, exec.Close)
-	disc := controllers.NewDiscovery(d.Spec, d.Store, d.Metrics, d.Clock, d.Log.WithName(metrics.Discovery),
+	disc := controllers.NewDiscovery(d.Spec, d.Store, d.Metrics, d.Clock, d.Log.WithName(reconciler.Discovery),
 		controllers.NewMesosLister(), exec, m.Enqueue)
-	m.Add(manager.Options{Name: metrics.Discovery, Reconciler: disc,
+	m.Add(manager.Options{Name: reconciler.Discovery, Reconciler: disc,
 		Enabled: (*v1alpha1.Spec).NodesEnabled, Resync: controllers.DiscoveryResync})
 	nd := controllers.NodeDeps{Spec: d.Spec, Store: d.Store, Metrics: d.Metrics, Clock: d.Clock, Exec: exec}
 	// The executor bounds SSH sessions; workers only need not be fewer.
@@ -56,9 +56,9 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 		rec     manager.Reconciler
 		enabled func(*v1alpha1.Spec) bool
 	}{
-		{metrics.Trust, controllers.NewTrust(withLog(nd, d, metrics.Trust)), (*v1alpha1.Spec).TrustEnabled},
-		{metrics.Conntrack, controllers.NewConntrack(withLog(nd, d, metrics.Conntrack)), (*v1alpha1.Spec).ConntrackEnabled},
-		{metrics.Placement, controllers.NewPlacement(withLog(nd, d, metrics.Placement)), (*v1alpha1.Spec).PlacementEnabled},
+		{reconciler.Trust, controllers.NewTrust(withLog(nd, d, reconciler.Trust)), (*v1alpha1.Spec).TrustEnabled},
+		{reconciler.Conntrack, controllers.NewConntrack(withLog(nd, d, reconciler.Conntrack)), (*v1alpha1.Spec).ConntrackEnabled},
+		{reconciler.Placement, controllers.NewPlacement(withLog(nd, d, reconciler.Placement)), (*v1alpha1.Spec).PlacementEnabled},
 	}
 	for _, r := range nodeRecs {
 		m.Add(manager.Options{Name: r.name, Reconciler: r.rec, Enabled: r.enabled, MaxConcurrent: workers,
@@ -83,11 +83,11 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 		name = r.Metadata.Name
 	}
 	app := controllers.NewApp(d.Spec, d.Store, d.Metrics, d.Clock, d.Log, controllers.AppOptions{Owner: name})
-	m.Add(manager.Options{Name: metrics.App, Reconciler: app, MaxConcurrent: 2,
+	m.Add(manager.Options{Name: reconciler.App, Reconciler: app, MaxConcurrent: 2,
 		Enabled: func(s *v1alpha1.Spec) bool { return s.AppEnabled() || s.UIEnabled() },
 		Resync:  controllers.AppKeys})
 	w.runners = append(w.runners, func(ctx context.Context) {
-		enqueue := func(key string) { m.Enqueue(metrics.App, key) }
+		enqueue := func(key string) { m.Enqueue(reconciler.App, key) }
 		if err := app.Watch(ctx, enqueue); err != nil && ctx.Err() == nil {
 			d.Log.Error(err, "marathon event stream stopped; the periodic resync continues")
 		}
@@ -98,7 +98,7 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 	// as soon as nodes or the app report progress.
 	enqueueApps := func() {
 		for _, k := range controllers.AppKeys(d.Spec()) {
-			m.Enqueue(metrics.App, k)
+			m.Enqueue(reconciler.App, k)
 		}
 	}
 	d.Store.OnChange(state.TopicPKI, enqueueApps)
@@ -107,8 +107,8 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 	// dial nodes already done and hung up.
 	d.Store.OnChange(state.TopicPKI, func() {
 		for _, addr := range d.Store.Addresses() {
-			m.Enqueue(metrics.Trust, addr)
-			m.Enqueue(metrics.Placement, addr)
+			m.Enqueue(reconciler.Trust, addr)
+			m.Enqueue(reconciler.Placement, addr)
 		}
 	})
 	// Only a CA rotation waits on nodes and apps; outside one, waking the
@@ -116,7 +116,7 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 	// once per node per pass for nothing.
 	wake := func() {
 		if d.Store.RotationUnderWay() {
-			m.Enqueue(metrics.Certificates, controllers.CertificatesKey)
+			m.Enqueue(reconciler.Certificates, controllers.CertificatesKey)
 		}
 	}
 	d.Store.OnChange(state.TopicNodes, wake)

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -38,12 +39,12 @@ func testConfig() ConfigInfo {
 // two days before expiry, and the trust reconciler failing.
 func mixedStore() *state.Store {
 	s := healthyStore()
-	s.UpdateReconciler(metrics.Trust, func(r *state.ReconcilerStatus) {
+	s.UpdateReconciler(reconciler.Trust, func(r *state.ReconcilerStatus) {
 		r.LastResult, r.LastError = metrics.ResultError, "198.18.0.12: dial tcp 198.18.0.12:22: i/o timeout"
 		r.LastRun = testNow.Add(-20 * time.Second)
 		r.LastSuccess = testNow.Add(-3 * time.Hour)
 	})
-	s.UpdateReconciler(metrics.Certificates, func(r *state.ReconcilerStatus) {
+	s.UpdateReconciler(reconciler.Certificates, func(r *state.ReconcilerStatus) {
 		r.LastResult, r.LastError = metrics.ResultError, "renew server certificate: write /var/lib/registry-operator/server.crt: read-only file system"
 		r.LastSuccess = testNow.Add(-12 * time.Hour)
 	})
@@ -57,7 +58,7 @@ func mixedStore() *state.Store {
 	s.SetContact("198.18.0.14", false, time.Time{}, "ssh: handshake failed: knownhosts: key mismatch")
 	// The SetContact above keeps LastContact of .12 from the healthy pass:
 	// it last answered 3 hours ago.
-	s.SetConcern("198.18.0.13", metrics.Trust, state.Concern{
+	s.SetConcern("198.18.0.13", reconciler.Trust, state.Concern{
 		InSync:  false,
 		Detail:  "ca.crt differs from the trust bundle",
 		Changes: []string{"write /etc/docker/certs.d/192.168.0.1:443/ca.crt (sha256 4f2a9c01)"},
@@ -68,7 +69,7 @@ func mixedStore() *state.Store {
 
 func healthyStore() *state.Store {
 	s := state.New()
-	for _, r := range metrics.Reconcilers {
+	for _, r := range reconciler.All() {
 		s.UpdateReconciler(r, func(rs *state.ReconcilerStatus) {
 			rs.Enabled = true
 			rs.LastResult = metrics.ResultSuccess
@@ -115,10 +116,10 @@ func healthyStore() *state.Store {
 			at = testNow.Add(-3 * time.Hour)
 		}
 		s.SetContact(n.Address, true, at, "")
-		s.SetConcern(n.Address, metrics.Trust, state.Concern{InSync: true, Hash: "9f86d081", Checked: at})
-		s.SetConcern(n.Address, metrics.Conntrack, state.Concern{InSync: true, Detail: "nf_conntrack_tcp_be_liberal=1", Checked: at})
+		s.SetConcern(n.Address, reconciler.Trust, state.Concern{InSync: true, Hash: "9f86d081", Checked: at})
+		s.SetConcern(n.Address, reconciler.Conntrack, state.Concern{InSync: true, Detail: "nf_conntrack_tcp_be_liberal=1", Checked: at})
 	}
-	s.SetConcern("198.18.0.15", metrics.Placement, state.Concern{InSync: true, Detail: "/etc/privateregistry/certs", Checked: testNow})
+	s.SetConcern("198.18.0.15", reconciler.Placement, state.Concern{InSync: true, Detail: "/etc/privateregistry/certs", Checked: testNow})
 	s.SetApp(state.App{
 		ID: "/registry", Exists: true, InSync: true, Desired: 1, Running: 1, Healthy: 1,
 		Version: "2026-03-01T10:00:00.000Z", Hosts: []string{"198.18.0.15"},

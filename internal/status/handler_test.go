@@ -16,6 +16,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -226,16 +227,16 @@ func TestOutOfSyncRules(t *testing.T) {
 			s.SetPKI(p)
 		}, "certificate server (certificates): CA state unreadable"},
 		{"certificates off: readiness is not a problem", func(s *state.Store) {
-			s.UpdateReconciler(metrics.Certificates, func(r *state.ReconcilerStatus) { r.Enabled = false })
+			s.UpdateReconciler(reconciler.Certificates, func(r *state.ReconcilerStatus) { r.Enabled = false })
 			s.SetPKI(state.PKI{})
 		}, ""},
 		{"disabled reconciler's old error is ignored", func(s *state.Store) {
-			s.UpdateReconciler(metrics.Conntrack, func(r *state.ReconcilerStatus) {
+			s.UpdateReconciler(reconciler.Conntrack, func(r *state.ReconcilerStatus) {
 				r.Enabled, r.LastResult, r.LastError = false, metrics.ResultError, "old"
 			})
 		}, ""},
 		{"requeue is not an error", func(s *state.Store) {
-			s.UpdateReconciler(metrics.App, func(r *state.ReconcilerStatus) { r.LastResult = metrics.ResultRequeue })
+			s.UpdateReconciler(reconciler.App, func(r *state.ReconcilerStatus) { r.LastResult = metrics.ResultRequeue })
 		}, ""},
 	}
 	for _, tc := range cases {

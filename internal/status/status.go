@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -94,7 +95,7 @@ type Node struct {
 }
 
 // nodeConcerns are the per-node reconcilers, in the order the page shows them.
-var nodeConcerns = []string{metrics.Trust, metrics.Conntrack, metrics.Placement}
+var nodeConcerns = []string{reconciler.Trust, reconciler.Conntrack, reconciler.Placement}
 
 // Build assembles the status from the store and the config info at now.
 func Build(store *state.Store, cfg ConfigInfo, now time.Time) Status {
@@ -157,19 +158,19 @@ func outOfSync(s Status) []Item {
 	if certificatesOn(s) {
 		p := s.Certificates
 		if !p.Ready {
-			add("certificate", "server", metrics.Certificates, orDefault(p.Reason, "not ready"))
+			add("certificate", "server", reconciler.Certificates, orDefault(p.Reason, "not ready"))
 		}
 		for _, pending := range p.Pending {
-			add("certificate", "pending", metrics.Certificates, pending)
+			add("certificate", "pending", reconciler.Certificates, pending)
 		}
 	}
 	for _, a := range s.Apps {
 		if r := appProblem(a); r != "" {
-			add("app", a.ID, metrics.App, r)
+			add("app", a.ID, reconciler.App, r)
 		}
 	}
 	if !s.Probe.Checked.IsZero() && !s.Probe.Success {
-		add("probe", "registry", metrics.App, orDefault(s.Probe.Error, "probe failed"))
+		add("probe", "registry", reconciler.App, orDefault(s.Probe.Error, "probe failed"))
 	}
 	for _, n := range s.Nodes {
 		if !n.Reachable {
@@ -197,7 +198,7 @@ func outOfSync(s Status) []Item {
 // manager's record when there is one, else from what the store holds.
 func certificatesOn(s Status) bool {
 	for _, r := range s.Reconcilers {
-		if r.Name == metrics.Certificates {
+		if r.Name == reconciler.Certificates {
 			return r.Enabled
 		}
 	}

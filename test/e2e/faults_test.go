@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/registry-operator/registry-operator/internal/status"
 	"github.com/registry-operator/registry-operator/internal/testing/marathonsim"
 	"github.com/registry-operator/registry-operator/internal/testing/sandbox"
-	"github.com/registry-operator/registry-operator/internal/status"
 	"github.com/registry-operator/registry-operator/internal/testing/testfleet"
 )
 

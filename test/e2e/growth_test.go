@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/registry-operator/registry-operator/internal/testing/sandbox"
 	"github.com/registry-operator/registry-operator/internal/status"
+	"github.com/registry-operator/registry-operator/internal/testing/sandbox"
 )
 
 func init() { register(3, "growth", growth) }

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
-	"github.com/registry-operator/registry-operator/internal/testing/sandbox"
 	"github.com/registry-operator/registry-operator/internal/status"
+	"github.com/registry-operator/registry-operator/internal/testing/sandbox"
 )
 
 func init() { register(8, "report-mode", reportMode) }

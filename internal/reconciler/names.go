@@ -1,0 +1,22 @@
+// Package reconciler names the operator's reconcilers. The names are keys of
+// the manager's queues, the `reconciler` label of every metric, the concern
+// names a node carries in the state store and the rows of the status page,
+// so they are defined once, here, and nowhere else.
+package reconciler
+
+const (
+	Certificates = "certificates"
+	Discovery    = "discovery"
+	Trust        = "trust"
+	Conntrack    = "conntrack"
+	Placement    = "placement"
+	App          = "app"
+)
+
+// All lists every reconciler in the order the status page shows them.
+func All() []string {
+	return []string{Certificates, Discovery, Trust, Conntrack, Placement, App}
+}
+
+// Node lists the reconcilers that run once per node.
+func Node() []string { return []string{Trust, Conntrack, Placement} }
