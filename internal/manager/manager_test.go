@@ -10,12 +10,15 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+)
 
-	"github.com/registry-operator/registry-operator/api/v1alpha1"
-	"github.com/registry-operator/registry-operator/internal/metrics"
-	"github.com/registry-operator/registry-operator/internal/reconciler"
-	"github.com/registry-operator/registry-operator/internal/state"
+// Reconciler names as the operator registers them; the manager gives them
+// no meaning.
+const (
+	nameCertificates = "certificates"
+	nameTrust        = "trust"
+	nameConntrack    = "conntrack"
+	nameApp          = "app"
 )
 
 // recorder is a hand-written reconciler whose behaviour each test scripts.
@@ -68,21 +71,78 @@ func (r *recorder) times(key string) []time.Time {
 	return out
 }
 
+// observer is a test-local Observer: it keeps every report and the last
+// enabled state of each reconciler.
+type observer struct {
+	mu      sync.Mutex
+	reports []Report
+	enabled map[string]bool
+}
+
+func (o *observer) Enabled(name string, on bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.enabled == nil {
+		o.enabled = map[string]bool{}
+	}
+	o.enabled[name] = on
+}
+
+func (o *observer) Finished(r Report) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.reports = append(o.reports, r)
+}
+
+// count is how many reconciles of name ended in outcome: "error",
+// "requeue" or "success", the operator's metric labels.
+func (o *observer) count(name, outcome string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for _, r := range o.reports {
+		got := "success"
+		switch {
+		case r.Err != nil:
+			got = "error"
+		case r.Result.RequeueAfter > 0:
+			got = "requeue"
+		}
+		if r.Reconciler == name && got == outcome {
+			n++
+		}
+	}
+	return n
+}
+
+func (o *observer) last(name string) (Report, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := len(o.reports) - 1; i >= 0; i-- {
+		if o.reports[i].Reconciler == name {
+			return o.reports[i], true
+		}
+	}
+	return Report{}, false
+}
+
 type harness struct {
-	m     *Manager
-	store *state.Store
-	mt    *metrics.Metrics
-	spec  atomic.Pointer[v1alpha1.Spec]
+	m        *Manager
+	obs      *observer
+	interval atomic.Int64 // time.Duration
 }
 
 func newHarness(t *testing.T, interval time.Duration) *harness {
 	t.Helper()
-	h := &harness{store: state.New(), mt: metrics.New(metrics.BuildInfo{Version: "test"})}
-	s := &v1alpha1.Spec{Reconcile: v1alpha1.ReconcileSpec{Interval: v1alpha1.D(interval), Timeout: v1alpha1.D(time.Minute)}}
-	h.spec.Store(s)
-	h.m = New(Config{Spec: h.spec.Load, Store: h.store, Metrics: h.mt, Log: logr.Discard(), GracePeriod: 5 * time.Second})
+	h := &harness{obs: &observer{}}
+	h.interval.Store(int64(interval))
+	h.m = New(Config{Log: logr.Discard(), GracePeriod: 5 * time.Second, Observers: []Observer{h.obs},
+		ResyncInterval:   func() time.Duration { return time.Duration(h.interval.Load()) },
+		ReconcileTimeout: func() time.Duration { return time.Minute }})
 	return h
 }
+
+func keys(k ...string) func() []string { return func() []string { return k } }
 
 func TestErrorsBackOffExponentially(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -93,7 +153,7 @@ func TestErrorsBackOffExponentially(t *testing.T) {
 			}
 			return Result{}, nil
 		}}
-		h.m.Add(Options{Name: reconciler.Trust, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"a"} },
+		h.m.Add(Options{Name: nameTrust, Reconciler: r, Resync: keys("a"),
 			BaseBackoff: time.Second, MaxBackoff: time.Minute})
 		ctx, cancel := context.WithCancel(t.Context())
 		go h.m.Run(ctx)
@@ -110,10 +170,10 @@ func TestErrorsBackOffExponentially(t *testing.T) {
 				t.Errorf("gap %d = %s, want %s", i, got, w)
 			}
 		}
-		if got := testutil.ToFloat64(h.mt.ReconcileTotal.WithLabelValues(reconciler.Trust, metrics.ResultError)); got != 4 {
+		if got := h.obs.count(nameTrust, "error"); got != 4 {
 			t.Errorf("error count = %v, want 4", got)
 		}
-		if got := testutil.ToFloat64(h.mt.ReconcileTotal.WithLabelValues(reconciler.Trust, metrics.ResultSuccess)); got != 1 {
+		if got := h.obs.count(nameTrust, "success"); got != 1 {
 			t.Errorf("success count = %v, want 1", got)
 		}
 	})
@@ -131,7 +191,7 @@ func TestRequeueAfterPollsAndResetsBackoff(t *testing.T) {
 			}
 			return Result{}, errors.New("transient again")
 		}}
-		h.m.Add(Options{Name: reconciler.App, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"/registry"} },
+		h.m.Add(Options{Name: nameApp, Reconciler: r, Resync: keys("/registry"),
 			BaseBackoff: time.Second, MaxBackoff: time.Minute})
 		ctx, cancel := context.WithCancel(t.Context())
 		go h.m.Run(ctx)
@@ -163,15 +223,15 @@ func TestKeysAreDeduplicatedAndNeverConcurrent(t *testing.T) {
 			}
 			return Result{}, nil
 		}}
-		h.m.Add(Options{Name: reconciler.Trust, Reconciler: r, MaxConcurrent: 4})
+		h.m.Add(Options{Name: nameTrust, Reconciler: r, MaxConcurrent: 4})
 		ctx, cancel := context.WithCancel(t.Context())
 		go h.m.Run(ctx)
 		synctest.Wait()
-		h.m.Enqueue(reconciler.Trust, "n1")
+		h.m.Enqueue(nameTrust, "n1")
 		synctest.Wait() // n1 is now in flight
 		for range 5 {
-			h.m.Enqueue(reconciler.Trust, "n1") // while processing: marked dirty once
-			h.m.Enqueue(reconciler.Trust, "n2")
+			h.m.Enqueue(nameTrust, "n1") // while processing: marked dirty once
+			h.m.Enqueue(nameTrust, "n2")
 		}
 		synctest.Wait()
 		close(release)
@@ -195,9 +255,9 @@ func TestResyncEnqueuesEveryInterval(t *testing.T) {
 		h := newHarness(t, time.Minute)
 		r := &recorder{}
 		off := &recorder{}
-		h.m.Add(Options{Name: reconciler.Certificates, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"tls"} }})
-		h.m.Add(Options{Name: reconciler.Conntrack, Reconciler: off, Enabled: func(*v1alpha1.Spec) bool { return false },
-			Resync: func(*v1alpha1.Spec) []string { return []string{"x"} }})
+		h.m.Add(Options{Name: nameCertificates, Reconciler: r, Resync: keys("tls")})
+		h.m.Add(Options{Name: nameConntrack, Reconciler: off, Enabled: func() bool { return false },
+			Resync: keys("x")})
 		ctx, cancel := context.WithCancel(t.Context())
 		go h.m.Run(ctx)
 		time.Sleep(5*time.Minute + 30*time.Second)
@@ -211,6 +271,11 @@ func TestResyncEnqueuesEveryInterval(t *testing.T) {
 		if len(off.calls) != 0 {
 			t.Errorf("a disabled reconciler ran")
 		}
+		h.obs.mu.Lock()
+		defer h.obs.mu.Unlock()
+		if on, off := h.obs.enabled[nameCertificates], h.obs.enabled[nameConntrack]; !on || off {
+			t.Errorf("observer told enabled=%v for certificates, %v for conntrack; want true, false", on, off)
+		}
 	})
 }
 
@@ -218,13 +283,11 @@ func TestConfigChangeAppliesNewInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, time.Hour)
 		r := &recorder{}
-		h.m.Add(Options{Name: reconciler.Certificates, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"tls"} }})
+		h.m.Add(Options{Name: nameCertificates, Reconciler: r, Resync: keys("tls")})
 		ctx, cancel := context.WithCancel(t.Context())
 		go h.m.Run(ctx)
 		synctest.Wait()
-		s := *h.spec.Load()
-		s.Reconcile.Interval = v1alpha1.D(10 * time.Second)
-		h.spec.Store(&s)
+		h.interval.Store(int64(10 * time.Second))
 		h.m.ResyncAll() // what a reload does
 		synctest.Wait()
 		if got := len(r.times("tls")); got != 2 {
@@ -247,7 +310,7 @@ func TestShutdownDrainsWithinGrace(t *testing.T) {
 			}
 			return Result{}, ctx.Err()
 		}}
-		h.m.Add(Options{Name: reconciler.Trust, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"hung"} }})
+		h.m.Add(Options{Name: nameTrust, Reconciler: r, Resync: keys("hung")})
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan time.Time)
 		go func() { h.m.Run(ctx); done <- time.Now() }()
@@ -273,7 +336,7 @@ func TestShutdownWaitsForQuickWork(t *testing.T) {
 			finished.Store(ctx.Err() == nil)
 			return Result{}, nil
 		}}
-		h.m.Add(Options{Name: reconciler.Trust, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"a"} }})
+		h.m.Add(Options{Name: nameTrust, Reconciler: r, Resync: keys("a")})
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() { h.m.Run(ctx); close(done) }()
@@ -296,7 +359,7 @@ func TestFenceCancelsAtOnce(t *testing.T) {
 			at.Store(int64(time.Since(start)))
 			return Result{}, ctx.Err()
 		}}
-		h.m.Add(Options{Name: reconciler.Trust, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"a"} }})
+		h.m.Add(Options{Name: nameTrust, Reconciler: r, Resync: keys("a")})
 		ctx, cancel := context.WithCancel(t.Context())
 		go h.m.Run(ctx)
 		time.Sleep(time.Second)
@@ -319,14 +382,13 @@ func TestPanicIsAnError(t *testing.T) {
 			}
 			return Result{}, nil
 		}}
-		h.m.Add(Options{Name: reconciler.Trust, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"a"} }})
+		h.m.Add(Options{Name: nameTrust, Reconciler: r, Resync: keys("a")})
 		out, err := h.m.RunOnce(t.Context())
 		if err != nil || len(out) != 1 || out[0].Err != nil {
 			t.Fatalf("want recovery then success, got %v %v", out, err)
 		}
-		rs := h.store.Reconcilers()
-		if len(rs) != 1 || rs[0].LastResult != metrics.ResultSuccess {
-			t.Errorf("store records %+v", rs)
+		if r, ok := h.obs.last(nameTrust); !ok || r.Err != nil || h.obs.count(nameTrust, "error") != 1 {
+			t.Errorf("observer saw %+v, want the recovered panic as an error, then success", h.obs.reports)
 		}
 	})
 }
@@ -352,14 +414,14 @@ func TestRunOnce(t *testing.T) {
 			return Result{}, TerminalError(errors.New("422 invalid"))
 		}}
 		certs := &recorder{fn: func(ctx context.Context, key string, n int) (Result, error) {
-			h.m.Enqueue(reconciler.Trust, "good")
-			h.m.Enqueue(reconciler.Trust, "bad")
+			h.m.Enqueue(nameTrust, "good")
+			h.m.Enqueue(nameTrust, "bad")
 			return Result{}, nil
 		}}
-		h.m.Add(Options{Name: reconciler.Certificates, Reconciler: certs, Resync: func(*v1alpha1.Spec) []string { return []string{"tls"} }})
-		h.m.Add(Options{Name: reconciler.Trust, Reconciler: trust, MaxConcurrent: 2})
-		h.m.Add(Options{Name: reconciler.App, Reconciler: app, Resync: func(*v1alpha1.Spec) []string { return []string{"/registry", "/ui"} }})
-		h.m.Add(Options{Name: "ui", Reconciler: ui, Resync: func(*v1alpha1.Spec) []string { return []string{"/ui"} }})
+		h.m.Add(Options{Name: nameCertificates, Reconciler: certs, Resync: keys("tls")})
+		h.m.Add(Options{Name: nameTrust, Reconciler: trust, MaxConcurrent: 2})
+		h.m.Add(Options{Name: nameApp, Reconciler: app, Resync: keys("/registry", "/ui")})
+		h.m.Add(Options{Name: "ui", Reconciler: ui, Resync: keys("/ui")})
 		start := time.Now()
 		out, err := h.m.RunOnce(t.Context())
 		if err != nil {
@@ -394,7 +456,7 @@ func TestRunOnceDeadline(t *testing.T) {
 		r := &recorder{fn: func(ctx context.Context, key string, n int) (Result, error) {
 			return Result{RequeueAfter: time.Second}, nil // a deployment that never ends
 		}}
-		h.m.Add(Options{Name: reconciler.App, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"/registry"} }})
+		h.m.Add(Options{Name: nameApp, Reconciler: r, Resync: keys("/registry")})
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
 		out, err := h.m.RunOnce(ctx)
@@ -413,7 +475,7 @@ func TestResyncAfterSchedulesButCountsAsDone(t *testing.T) {
 		r := &recorder{fn: func(ctx context.Context, key string, n int) (Result, error) {
 			return Result{ResyncAfter: 10 * time.Second}, nil // the next renewal check
 		}}
-		h.m.Add(Options{Name: reconciler.Certificates, Reconciler: r, Resync: func(*v1alpha1.Spec) []string { return []string{"tls"} }})
+		h.m.Add(Options{Name: nameCertificates, Reconciler: r, Resync: keys("tls")})
 		out, err := h.m.RunOnce(t.Context())
 		if err != nil || len(out) != 1 || out[0].Err != nil {
 			t.Fatalf("once: a scheduled next check is converged: %+v %v", out, err)
@@ -429,6 +491,27 @@ func TestResyncAfterSchedulesButCountsAsDone(t *testing.T) {
 		ts := r.times("tls")
 		if len(ts) != 5 || ts[2].Sub(ts[1]) != 10*time.Second {
 			t.Errorf("run: want the key at 0, 10, 20, 30s after start, got %d calls", len(ts)-1)
+		}
+	})
+}
+
+func TestReconcileTimeoutBoundsEachCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, time.Hour)
+		var took atomic.Int64
+		r := &recorder{fn: func(ctx context.Context, key string, n int) (Result, error) {
+			start := time.Now()
+			<-ctx.Done()
+			took.Store(int64(time.Since(start)))
+			return Result{}, TerminalError(ctx.Err())
+		}}
+		h.m.Add(Options{Name: nameTrust, Reconciler: r, Resync: keys("a")})
+		out, err := h.m.RunOnce(t.Context())
+		if err != nil || len(out) != 1 || !errors.Is(out[0].Err, context.DeadlineExceeded) {
+			t.Fatalf("want the key to fail on its deadline, got %+v %v", out, err)
+		}
+		if got := time.Duration(took.Load()); got != time.Minute {
+			t.Errorf("reconcile was cancelled after %s, want the 1m ReconcileTimeout", got)
 		}
 	})
 }

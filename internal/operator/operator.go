@@ -69,11 +69,7 @@ func New(opts Options) (*Operator, error) {
 
 func build(opts Options, src *config.Source, spec func() *v1alpha1.Spec, m *metrics.Metrics) (*Operator, error) {
 	o := &Operator{opts: opts, src: src, spec: spec, store: state.New(), metrics: m}
-	o.mgr = manager.New(manager.Config{
-		Spec: spec, Store: o.store, Metrics: m, Log: opts.Log.WithName("manager"),
-		Clock: clock.RealClock{}, GracePeriod: opts.Grace,
-		OnceAttempts: onceAttempts(opts),
-	})
+	o.mgr = newManager(opts, spec, o.store, m)
 	d := Deps{
 		Spec: spec, Store: o.store, Metrics: m, Log: opts.Log, Clock: clock.RealClock{},
 		Registry: func() *v1alpha1.Registry { return src.Registry() },
@@ -96,15 +92,6 @@ func build(opts Options, src *config.Source, spec func() *v1alpha1.Spec, m *metr
 	o.closers = append(o.closers, w.closers...)
 	o.runners = w.runners
 	return o, nil
-}
-
-// onceAttempts: a plan reports a failing check at once; a once-pass
-// retries it a little, as transient SSH or Marathon errors are common.
-func onceAttempts(opts Options) int {
-	if opts.Plan {
-		return 1
-	}
-	return 3
 }
 
 // Deps is what every reconciler constructor may use.

@@ -33,8 +33,8 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 	}
 	certs := controllers.NewCertificates(d.Spec, d.Store, d.Metrics, d.Clock, d.Log.WithName(reconciler.Certificates), certOpts...)
 	m.Add(manager.Options{Name: reconciler.Certificates, Reconciler: certs,
-		Enabled: (*v1alpha1.Spec).TLSEnabled,
-		Resync:  func(*v1alpha1.Spec) []string { return []string{controllers.CertificatesKey} }})
+		Enabled: when(d.Spec, (*v1alpha1.Spec).TLSEnabled),
+		Resync:  func() []string { return []string{controllers.CertificatesKey} }})
 
 	// Nodes: discovery lists the agents and enqueues each one's key for the
 	// three node reconcilers, which share one SSH client (and one SFTP
@@ -44,7 +44,7 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 	disc := controllers.NewDiscovery(d.Spec, d.Store, d.Metrics, d.Clock, d.Log.WithName(reconciler.Discovery),
 		controllers.NewMesosLister(), exec, m.Enqueue)
 	m.Add(manager.Options{Name: reconciler.Discovery, Reconciler: disc,
-		Enabled: (*v1alpha1.Spec).NodesEnabled, Resync: controllers.DiscoveryResync})
+		Enabled: when(d.Spec, (*v1alpha1.Spec).NodesEnabled), Resync: keysOf(d.Spec, controllers.DiscoveryResync)})
 	nd := controllers.NodeDeps{Spec: d.Spec, Store: d.Store, Metrics: d.Metrics, Clock: d.Clock, Exec: exec}
 	// The executor bounds SSH sessions; workers only need not be fewer.
 	workers := v1alpha1.DefaultSSHConcurrency
@@ -61,7 +61,7 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 		{reconciler.Placement, controllers.NewPlacement(withLog(nd, d, reconciler.Placement)), (*v1alpha1.Spec).PlacementEnabled},
 	}
 	for _, r := range nodeRecs {
-		m.Add(manager.Options{Name: r.name, Reconciler: r.rec, Enabled: r.enabled, MaxConcurrent: workers,
+		m.Add(manager.Options{Name: r.name, Reconciler: r.rec, Enabled: when(d.Spec, r.enabled), MaxConcurrent: workers,
 			BaseBackoff: 2 * time.Second, MaxBackoff: 5 * time.Minute})
 	}
 	if d.Once {
@@ -84,8 +84,8 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 	}
 	app := controllers.NewApp(d.Spec, d.Store, d.Metrics, d.Clock, d.Log, controllers.AppOptions{Owner: name})
 	m.Add(manager.Options{Name: reconciler.App, Reconciler: app, MaxConcurrent: 2,
-		Enabled: func(s *v1alpha1.Spec) bool { return s.AppEnabled() || s.UIEnabled() },
-		Resync:  controllers.AppKeys})
+		Enabled: func() bool { s := d.Spec(); return s.AppEnabled() || s.UIEnabled() },
+		Resync:  keysOf(d.Spec, controllers.AppKeys)})
 	w.runners = append(w.runners, func(ctx context.Context) {
 		enqueue := func(key string) { m.Enqueue(reconciler.App, key) }
 		if err := app.Watch(ctx, enqueue); err != nil && ctx.Err() == nil {
