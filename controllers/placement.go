@@ -60,14 +60,16 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 			}
 			return nil
 		}
+		// The marker first: a pass interrupted after it leaves a key the
+		// operator knows it owns (and removes), never an unmanaged one.
+		marker := []byte("registry-operator placed tls.crt and tls.key here; it removes them when this agent stops being a candidate.\n")
+		if _, err := syncFile(ctx, c, report, path.Join(dir, placedMarker), marker, 0o644, o); err != nil {
+			return err
+		}
 		if _, err := syncFile(ctx, c, report, path.Join(dir, "tls.key"), pk.ServerKey, 0o600, o); err != nil {
 			return err
 		}
 		if _, err := syncFile(ctx, c, report, path.Join(dir, "tls.crt"), pk.ServerChain, 0o644, o); err != nil {
-			return err
-		}
-		marker := []byte("registry-operator placed tls.crt and tls.key here; it removes them when this agent stops being a candidate.\n")
-		if _, err := syncFile(ctx, c, report, path.Join(dir, placedMarker), marker, 0o644, o); err != nil {
 			return err
 		}
 		if !o.pending {

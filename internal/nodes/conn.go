@@ -19,9 +19,10 @@ type Conn interface {
 	// ReadDir lists a directory; fs.ErrNotExist when absent.
 	ReadDir(ctx context.Context, dir string) ([]FileInfo, error)
 	// WriteFile replaces path atomically: parents are created (0755), the
-	// data goes to a temp file in the same directory, which gets perm before
-	// any byte is written, is fsynced and renamed over path, so a reader
-	// sees the old file or the new one, never a part.
+	// data goes to a temp file in a fresh 0700 directory beside path, so no
+	// other user can open it at any moment; it gets perm before any byte is
+	// written, is fsynced and renamed over path, so a reader sees the old
+	// file or the new one, never a part.
 	WriteFile(ctx context.Context, path string, data []byte, perm fs.FileMode) error
 	// WriteInPlace writes an existing file without replacing it: the way to
 	// set a value under /proc/sys.
@@ -31,7 +32,8 @@ type Conn interface {
 	// Remove deletes a file, a symlink or an empty directory.
 	Remove(ctx context.Context, path string) error
 	// Symlink makes link a symbolic link to target, replacing whatever
-	// link held atomically (a temp link renamed over it), so a reader
+	// link held atomically (a temp link, made in a fresh 0700 directory
+	// beside link like WriteFile's temp file, renamed over it), so a reader
 	// never finds the name missing.
 	Symlink(ctx context.Context, target, link string) error
 	// Readlink returns a symbolic link's target; fs.ErrNotExist when absent.

@@ -30,23 +30,37 @@ for f in * .[!.]* ..?*; do
 	elif [ -d "$f" ]; then printf 'd %s %s\0' "$(stat -c %a -- "$f")" "$f"
 	elif [ -e "$f" ]; then printf 'f %s %s\0' "$(stat -c %a -- "$f")" "$f"; fi
 done`
+	// scriptWrite and scriptSymlink make their temp entry the way
+	// sftpConn.stage does: in a fresh 0700 directory next to the target
+	// (mktemp -d, under umask 077), so nobody else can open it while it
+	// is written. The file itself is created under that umask and with
+	// noclobber (O_EXCL), 0600 before its chmod to the final mode.
+	// Parents are created before the umask changes, so they stay 0755.
 	scriptWrite = `set -e
 d=$(dirname -- "$1")
 mkdir -p -- "$d"
-t=$(mktemp "$d/.${1##*/}.tmp-XXXXXX")
-trap 'rm -f -- "$t"' EXIT
-chmod "$2" "$t"
+umask 077
+s=$(mktemp -d "$d/.${1##*/}.tmp-XXXXXX")
+trap 'rm -rf -- "$s"' EXIT
+t="$s/${1##*/}"
+(set -C; : > "$t")
+chmod "$2" -- "$t"
 cat > "$t"
 sync -- "$t" 2>/dev/null || sync
 mv -f -- "$t" "$1"
+rmdir -- "$s"
 trap - EXIT`
 	scriptWriteInPlace = `[ -e "$1" ] || exit 3
 cat > "$1"`
 	scriptSymlink = `set -e
-t="$(dirname -- "$2")/.${2##*/}.tmp-$$"
-ln -s -- "$1" "$t"
+umask 077
+s=$(mktemp -d "$(dirname -- "$2")/.${2##*/}.tmp-XXXXXX")
+trap 'rm -rf -- "$s"' EXIT
+ln -s -- "$1" "$s/${2##*/}"
 if [ -L "$2" ] && [ -d "$2" ]; then rm -f -- "$2"; fi
-mv -f -- "$t" "$2" || { rm -f -- "$t"; exit 1; }`
+mv -f -- "$s/${2##*/}" "$2"
+rmdir -- "$s"
+trap - EXIT`
 	scriptReadlink = `[ -L "$1" ] || { [ -e "$1" ] && { echo "not a symbolic link" >&2; exit 1; }; exit 3; }
 exec readlink -- "$1"`
 	scriptChmod  = `chmod "$2" -- "$1"`

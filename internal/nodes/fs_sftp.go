@@ -224,18 +224,21 @@ func (s *sftpConn) writeAtomic(p string, data []byte, perm fs.FileMode) error {
 	if err := s.sc.MkdirAll(dir); err != nil {
 		return fmt.Errorf("create directory %s: %w", dir, err)
 	}
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := path.Join(dir, "."+path.Base(p)+".tmp-"+hex.EncodeToString(rnd[:]))
+	stage, err := s.stage(dir, path.Base(p))
+	if err != nil {
+		return err
+	}
+	tmp := path.Join(stage, path.Base(p))
 	f, err := s.sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
+		_ = s.sc.RemoveDirectory(stage)
 		return err
 	}
 	ok := false
 	defer func() {
 		if !ok {
 			f.Close()
-			_ = s.sc.Remove(tmp)
+			s.unstage(stage, tmp)
 		}
 	}()
 	if err := f.Chmod(perm); err != nil {
@@ -254,7 +257,43 @@ func (s *sftpConn) writeAtomic(p string, data []byte, perm fs.FileMode) error {
 		return fmt.Errorf("rename into place: %w", err)
 	}
 	ok = true
+	if err := s.sc.RemoveDirectory(stage); err != nil {
+		return fmt.Errorf("%s is in place; remove the empty staging directory %s: %w", p, stage, err)
+	}
 	return nil
+}
+
+// stage creates an empty private directory next to a file about to be
+// replaced, for its temp file. pkg/sftp's OPEN request carries no
+// attributes, so sftp-server creates a file with its own default mode
+// (0644 under the usual umask) and the chmod comes one round trip later:
+// a local user who opens the file in between keeps a descriptor that reads
+// everything written after. Inside a 0700 directory there is nothing to
+// open: path lookup checks the directory's mode at the time of every open,
+// so even a descriptor or watch taken on the directory in the instant
+// before its chmod gives no way to the file. The directory is on the same
+// filesystem, so the rename into place stays atomic. (Starting sftp-server
+// with -u 077 would not cover the "sftp" subsystem, which sshd starts, and
+// would make the parents MkdirAll creates 0700.)
+func (s *sftpConn) stage(dir, base string) (string, error) {
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	stage := path.Join(dir, "."+base+".tmp-"+hex.EncodeToString(rnd[:]))
+	if err := s.sc.Mkdir(stage); err != nil {
+		return "", err
+	}
+	if err := s.sc.Chmod(stage, 0o700); err != nil {
+		_ = s.sc.RemoveDirectory(stage)
+		return "", fmt.Errorf("make staging directory %s private: %w", stage, err)
+	}
+	return stage, nil
+}
+
+// unstage removes a staging directory and the temp entry in it after a
+// failed write; the entry may already be gone.
+func (s *sftpConn) unstage(stage, tmp string) {
+	_ = s.sc.Remove(tmp)
+	_ = s.sc.RemoveDirectory(stage)
 }
 
 // diagnose names the usual causes of a failed write: sftp-server reports a
@@ -310,15 +349,23 @@ func (s *sftpConn) Remove(ctx context.Context, p string) error {
 func (s *sftpConn) Symlink(ctx context.Context, target, link string) error {
 	defer s.cache.forget(link)
 	return s.op(ctx, "symlink", link, func() error {
-		var rnd [6]byte
-		_, _ = rand.Read(rnd[:])
-		tmp := path.Join(path.Dir(link), "."+path.Base(link)+".tmp-"+hex.EncodeToString(rnd[:]))
+		// The temp link follows the rule of every temp file: it is made
+		// in a private staging directory, never where others can open it.
+		stage, err := s.stage(path.Dir(link), path.Base(link))
+		if err != nil {
+			return s.diagnose(path.Dir(link), err)
+		}
+		tmp := path.Join(stage, path.Base(link))
 		if err := s.sc.Symlink(target, tmp); err != nil {
+			s.unstage(stage, tmp)
 			return s.diagnose(path.Dir(link), err)
 		}
 		if err := s.sc.PosixRename(tmp, link); err != nil {
-			_ = s.sc.Remove(tmp)
+			s.unstage(stage, tmp)
 			return fmt.Errorf("rename into place: %w", err)
+		}
+		if err := s.sc.RemoveDirectory(stage); err != nil {
+			return fmt.Errorf("%s is in place; remove the empty staging directory %s: %w", link, stage, err)
 		}
 		return nil
 	})
