@@ -216,3 +216,29 @@ func TestNewPassword(t *testing.T) {
 		t.Errorf("UserName = %q", got)
 	}
 }
+
+func TestCarried(t *testing.T) {
+	prev := cred(6, t0.Add(-time.Hour))
+	s := State{Current: cred(7, t0), Previous: &prev}
+	cases := []struct {
+		user string
+		pw   secret.Value
+		want int64
+	}{
+		{"agents-7", s.Current.Password, 7},
+		{"agents-6", prev.Password, 6},
+		{"agents-7", prev.Password, 0},
+		{"agents-6", s.Current.Password, 0},
+		{"agents-5", "whatever-password", 0},
+		{"ci-7", s.Current.Password, 0},
+		{"", "", 0},
+	}
+	for _, tc := range cases {
+		if got := s.Carried("agents", tc.user, tc.pw); got != tc.want {
+			t.Errorf("Carried(%q) = %d, want %d", tc.user, got, tc.want)
+		}
+	}
+	if got := (State{Current: cred(1, t0)}).Carried("agents", "agents-6", prev.Password); got != 0 {
+		t.Errorf("without a previous generation: %d", got)
+	}
+}

@@ -2,6 +2,7 @@ package pullsecret
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -60,4 +61,18 @@ func NewPassword(r io.Reader) (secret.Value, error) {
 		return "", fmt.Errorf("generate pull password: %w", err)
 	}
 	return secret.Value(base64.RawURLEncoding.EncodeToString(b)), nil
+}
+
+// Carried returns the generation whose credentials an agent holds, given
+// the user and password found in its files, or 0 when they match neither
+// the current nor the previous generation (missing, stale, or edited by
+// hand): the Agent.Generation to pass to Decide.
+func (s State) Carried(pullUser, user string, password secret.Value) int64 {
+	for _, c := range []*Credential{&s.Current, s.Previous} {
+		if c != nil && user == UserName(pullUser, c.Generation) &&
+			subtle.ConstantTimeCompare([]byte(password.Reveal()), []byte(c.Password.Reveal())) == 1 {
+			return c.Generation
+		}
+	}
+	return 0
 }
