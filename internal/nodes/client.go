@@ -35,6 +35,9 @@ type client struct {
 	mu      sync.Mutex
 	sftp    *sftp.Client // nil: exec fallback; guarded by mu
 	counter func()       // counts an opened session
+	// acceptedNew: the host key was recorded on first use (acceptNew) when
+	// this connection was set up, not checked against one on record.
+	acceptedNew bool
 
 	closeOnce sync.Once
 	done      chan struct{} // closed when the connection is gone
@@ -63,7 +66,8 @@ func dial(ctx context.Context, keys *hostKeys, cfg Config, node string, counter 
 	if err != nil {
 		return nil, err
 	}
-	cb, algos, err := keys.load(cfg, node, addr)
+	var acceptedNew atomic.Bool
+	cb, algos, err := keys.load(cfg, node, addr, &acceptedNew)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +101,8 @@ func dial(ctx context.Context, keys *hostKeys, cfg Config, node string, counter 
 		return nil, &ConnectError{Node: node, Err: fmt.Errorf("ssh handshake with %s as %s: %w", addr, cfg.User, err)}
 	}
 	_ = conn.SetDeadline(time.Time{})
-	c := &client{node: node, cfg: cfg, ssh: ssh.NewClient(sc, chans, reqs), counter: counter, done: make(chan struct{})}
+	c := &client{node: node, cfg: cfg, ssh: ssh.NewClient(sc, chans, reqs), counter: counter, done: make(chan struct{}),
+		acceptedNew: acceptedNew.Load()}
 	go func() {
 		_ = c.ssh.Wait()
 		c.close()
