@@ -195,12 +195,15 @@ func (c *client) keepAlive(tick <-chan time.Time, stopTicker func()) {
 }
 
 // run executes script with args on the node, through sudo -n when
-// configured, feeding stdin. The command is bounded by commandTimeout and by
-// ctx; on either, the session is closed, and if the node does not answer
+// configured, feeding stdin. The command is bounded by commandTimeout, by
+// ctx and by maxOutput bytes on stdout and on stderr; on any of them, the
+// session is closed, and if the node does not answer
 // that, the whole connection, so no goroutine stays behind.
 func (c *client) run(ctx context.Context, stdin []byte, script string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.commandTimeout())
 	defer cancel()
+	ctx, tooMuch := context.WithCancelCause(ctx)
+	defer tooMuch(nil)
 	s, err := c.ssh.NewSession()
 	if err != nil {
 		c.close()
@@ -208,8 +211,9 @@ func (c *client) run(ctx context.Context, stdin []byte, script string, args ...s
 	}
 	c.counter()
 	defer s.Close()
-	var stdout, stderr bytes.Buffer
-	s.Stdout, s.Stderr = &stdout, &stderr
+	stdout := &cappedBuffer{limit: maxOutput, stream: "stdout", over: tooMuch}
+	stderr := &cappedBuffer{limit: maxOutput, stream: "stderr", over: tooMuch}
+	s.Stdout, s.Stderr = stdout, stderr
 	if stdin != nil {
 		s.Stdin = bytes.NewReader(stdin)
 	}
@@ -228,7 +232,13 @@ func (c *client) run(ctx context.Context, stdin []byte, script string, args ...s
 			<-done
 		}
 		t.Stop()
+		if cause := context.Cause(ctx); errors.Is(cause, ErrOutputTooLarge) {
+			return nil, fmt.Errorf("node %s: command killed: %w", c.node, cause)
+		}
 		return nil, fmt.Errorf("node %s: command: %w", c.node, timeoutErr(ctx))
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, ErrOutputTooLarge) {
+		return nil, fmt.Errorf("node %s: command: %w", c.node, cause) // ended as the cap was hit
 	}
 	if err != nil {
 		return stdout.Bytes(), c.commandError(err, stderr.String())

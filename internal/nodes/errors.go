@@ -61,6 +61,11 @@ var ErrSudoRefused = errors.New("sudo -n refused (a password is required or the 
 // nodes.ssh.commandTimeout; the session (or the whole connection) is closed.
 var ErrTimeout = errors.New("timed out (nodes.ssh.commandTimeout)")
 
+// ErrOutputTooLarge is wrapped when a command sends more than maxOutput
+// bytes: the node sent more than any operation reads, so the session is
+// killed rather than buffered until commandTimeout.
+var ErrOutputTooLarge = errors.New("node sent more than the operator reads from one command")
+
 // IsUnreachable reports whether err means nothing could be done on the node
 // at all: it could not be reached, logged into, or its host key was refused.
 func IsUnreachable(err error) bool {
