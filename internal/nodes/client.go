@@ -197,8 +197,8 @@ func (c *client) keepAlive(tick <-chan time.Time, stopTicker func()) {
 // run executes script with args on the node, through sudo -n when
 // configured, feeding stdin. The command is bounded by commandTimeout, by
 // ctx and by maxOutput bytes on stdout and on stderr; on any of them, the
-// session is closed, and if the node does not answer
-// that, the whole connection, so no goroutine stays behind.
+// session is closed, and if the node does not answer that, the whole
+// connection, so no goroutine stays behind.
 func (c *client) run(ctx context.Context, stdin []byte, script string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.commandTimeout())
 	defer cancel()
