@@ -67,6 +67,7 @@ func (d *Discovery) Reconcile(ctx context.Context, key string) (manager.Result, 
 			return manager.Result{}, fmt.Errorf("discover agents (keeping the last known %d nodes): %w",
 				d.store.Len(), err)
 		}
+		mesos = d.checked(mesos)
 	}
 	agents := nodes.Merge(mesos, nodes.Static(spec.Nodes.Static))
 	fleet := make([]state.Node, 0, len(agents))
@@ -76,6 +77,17 @@ func (d *Discovery) Reconcile(ctx context.Context, key string) (manager.Result, 
 	d.setFleet(spec, fleet)
 	d.enqueueAll(spec)
 	return manager.Result{}, nil
+}
+
+// checked drops agents whose address or hostname is not an IP address or a
+// DNS name: they are never dialled, stored or used as labels.
+func (d *Discovery) checked(agents []nodes.Agent) []nodes.Agent {
+	ok, bad := nodes.CheckedAgents(agents)
+	for _, err := range bad {
+		d.log.Info("mesos agent skipped: not a valid IP address or DNS name", "reason", err.Error())
+	}
+	d.metrics.RejectedAgents.Add(float64(len(bad)))
+	return ok
 }
 
 func (d *Discovery) setFleet(spec *v1alpha1.Spec, fleet []state.Node) {

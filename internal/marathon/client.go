@@ -47,7 +47,9 @@ import (
 	"github.com/registry-operator/registry-operator/internal/metrics"
 )
 
-const maxBody = 8 << 20 // a large /v2/apps answer is a few MB
+// maxBody bounds every answer read from Marathon, raw or through
+// go-marathon (capTransport): a large /v2/apps answer is a few MB.
+const maxBody = 8 << 20
 
 // Options configures a Client.
 type Options struct {
@@ -80,7 +82,8 @@ func OptionsFromSpec(m *v1alpha1.MarathonSpec, met *metrics.Metrics) Options {
 type Client struct {
 	members  []string
 	timeout  time.Duration
-	base     http.RoundTripper
+	base     http.RoundTripper // the event stream only: its body never ends
+	capped   http.RoundTripper // base with every body capped at maxBody
 	user     string
 	password string
 	token    *tokenFile
@@ -129,6 +132,7 @@ func New(o Options) (*Client, error) {
 			IdleConnTimeout:       90 * time.Second,
 		}
 	}
+	c.capped = &capTransport{base: c.base, max: maxBody}
 	return c, nil
 }
 
@@ -253,12 +257,16 @@ func (c *Client) raw(ctx context.Context, member, method, path string, q url.Val
 	if err := c.authorize(req); err != nil {
 		return nil, err
 	}
-	resp, err := c.base.RoundTrip(req)
+	resp, err := c.capped.RoundTrip(req)
 	if err != nil {
 		return nil, &Error{Kind: KindUnavailable, Method: method, Path: path, Err: err}
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	b, err := io.ReadAll(resp.Body)
+	if errors.Is(err, ErrAnswerTooLarge) {
+		return nil, &Error{Kind: KindOther, Method: method, Path: path, Status: resp.StatusCode,
+			Message: "the answer is larger than the operator reads", Err: err}
+	}
 	if err != nil {
 		return nil, &Error{Kind: KindUnavailable, Method: method, Path: path, Status: resp.StatusCode, Err: err}
 	}
@@ -331,15 +339,17 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.mu.Lock()
 	t.method, t.path, t.status, t.body, t.err = r.Method, r.URL.Path, 0, nil, nil
 	t.mu.Unlock()
-	resp, err := t.c.base.RoundTrip(r)
+	resp, err := t.c.capped.RoundTrip(r)
 	if err != nil {
 		t.mu.Lock()
 		t.err = err
 		t.mu.Unlock()
 		return nil, err
 	}
-	if resp.StatusCode >= 300 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if resp.StatusCode < 300 {
+		resp.Body = &watchedBody{ReadCloser: resp.Body, t: t}
+	} else {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody)) // the start of an error body says enough
 		resp.Body.Close()
 		resp.Body = io.NopCloser(bytes.NewReader(b))
 		t.mu.Lock()
@@ -349,11 +359,31 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// watchedBody records a body read error on the call (go-marathon may not
+// pass it on as it was).
+type watchedBody struct {
+	io.ReadCloser
+	t *callTransport
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.t.mu.Lock()
+		b.t.err = err
+		b.t.mu.Unlock()
+	}
+	return n, err
+}
+
 // explain turns go-marathon's error into an *Error from what was seen.
 func (t *callTransport) explain(err error) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
+	case errors.Is(t.err, ErrAnswerTooLarge):
+		return &Error{Kind: KindOther, Method: t.method, Path: t.path, Status: t.status,
+			Message: "the answer is larger than the operator reads", Err: t.err}
 	case t.err != nil:
 		return &Error{Kind: KindUnavailable, Method: t.method, Path: t.path, Err: t.err}
 	case t.status >= 300:

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -38,6 +39,11 @@ type Event struct {
 	AppIDs       []string
 	DeploymentID string
 }
+
+// maxEvent bounds one event's data (and so one line): deployment plans can
+// be large, but an event larger than this ends the stream with an error,
+// and the resync after reconnecting covers whatever it said.
+const maxEvent = 16 << 20
 
 // Backoff bounds for reconnecting the event stream.
 const (
@@ -98,7 +104,7 @@ func (c *Client) stream(ctx context.Context, member string, fn func(Event)) (got
 		return false, fmt.Errorf("GET /v2/events: HTTP %d", resp.StatusCode)
 	}
 	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 16<<20) // deployment plans can be large
+	sc.Buffer(make([]byte, 64<<10), maxEvent+len("data: \r\n"))
 	var name string
 	var data strings.Builder
 	for sc.Scan() {
@@ -121,9 +127,14 @@ func (c *Client) stream(ctx context.Context, member string, fn func(Event)) (got
 				data.WriteByte('\n')
 			}
 			data.WriteString(strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+			if data.Len() > maxEvent {
+				return got, fmt.Errorf("GET /v2/events: an event's data is larger than %d bytes", maxEvent)
+			}
 		}
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return got, fmt.Errorf("GET /v2/events: a line is longer than %d bytes", maxEvent)
+	} else if err != nil {
 		return got, err
 	}
 	return got, fmt.Errorf("GET /v2/events: stream closed")

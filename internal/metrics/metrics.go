@@ -42,6 +42,7 @@ type Metrics struct {
 	DriftCorrections *prometheus.CounterVec
 	Nodes            *prometheus.GaugeVec
 	HostKeyMismatch  *prometheus.CounterVec
+	RejectedAgents   prometheus.Counter
 
 	CertExpiration *prometheus.GaugeVec
 	CertRenewal    *prometheus.GaugeVec
@@ -85,6 +86,8 @@ func New(bi BuildInfo) *Metrics {
 		Help: "Agents by state (in_sync, out_of_sync, unreachable)."}, []string{"state"})
 	m.HostKeyMismatch = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "ssh_host_key_mismatch_total",
 		Help: "SSH connections refused because the host key did not match known_hosts (a security event)."}, []string{"target"})
+	m.RejectedAgents = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "discovery_rejected_agents_total",
+		Help: "Agents Mesos reported with an address or hostname that is not an IP address or DNS name; skipped."})
 	m.CertExpiration = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "certificate_expiration_timestamp_seconds",
 		Help: "Unix time the certificate expires (NotAfter)."}, []string{"cert"})
 	m.CertRenewal = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "certificate_renewal_timestamp_seconds",
@@ -111,7 +114,7 @@ func New(bi BuildInfo) *Metrics {
 		Help: "Build information; always 1."}, []string{"version", "revision", "goversion"})
 
 	for _, c := range []prometheus.Collector{m.ReconcileTotal, m.ReconcileDuration, m.LastSuccess, m.OutOfSync,
-		m.DriftCorrections, m.Nodes, m.HostKeyMismatch, m.CertExpiration, m.CertRenewal, m.CertReady, m.AppInstances,
+		m.DriftCorrections, m.Nodes, m.HostKeyMismatch, m.RejectedAgents, m.CertExpiration, m.CertRenewal, m.CertReady, m.AppInstances,
 		m.ProbeSuccess, m.ProbeDuration, m.ConfigReloadSuccessful, m.ConfigReloadTimestamp, m.Leader,
 		m.SSHSessions, m.MarathonRequests, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {

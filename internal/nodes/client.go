@@ -35,6 +35,9 @@ type client struct {
 	mu      sync.Mutex
 	sftp    *sftp.Client // nil: exec fallback; guarded by mu
 	counter func()       // counts an opened session
+	// acceptedNew: the host key was recorded on first use (acceptNew) when
+	// this connection was set up, not checked against one on record.
+	acceptedNew bool
 
 	closeOnce sync.Once
 	done      chan struct{} // closed when the connection is gone
@@ -63,7 +66,8 @@ func dial(ctx context.Context, keys *hostKeys, cfg Config, node string, counter 
 	if err != nil {
 		return nil, err
 	}
-	cb, algos, err := keys.load(cfg, node, addr)
+	var acceptedNew atomic.Bool
+	cb, algos, err := keys.load(cfg, node, addr, &acceptedNew)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +101,8 @@ func dial(ctx context.Context, keys *hostKeys, cfg Config, node string, counter 
 		return nil, &ConnectError{Node: node, Err: fmt.Errorf("ssh handshake with %s as %s: %w", addr, cfg.User, err)}
 	}
 	_ = conn.SetDeadline(time.Time{})
-	c := &client{node: node, cfg: cfg, ssh: ssh.NewClient(sc, chans, reqs), counter: counter, done: make(chan struct{})}
+	c := &client{node: node, cfg: cfg, ssh: ssh.NewClient(sc, chans, reqs), counter: counter, done: make(chan struct{}),
+		acceptedNew: acceptedNew.Load()}
 	go func() {
 		_ = c.ssh.Wait()
 		c.close()
@@ -190,12 +195,15 @@ func (c *client) keepAlive(tick <-chan time.Time, stopTicker func()) {
 }
 
 // run executes script with args on the node, through sudo -n when
-// configured, feeding stdin. The command is bounded by commandTimeout and by
-// ctx; on either, the session is closed, and if the node does not answer
-// that, the whole connection, so no goroutine stays behind.
+// configured, feeding stdin. The command is bounded by commandTimeout, by
+// ctx and by maxOutput bytes on stdout and on stderr; on any of them, the
+// session is closed, and if the node does not answer that, the whole
+// connection, so no goroutine stays behind.
 func (c *client) run(ctx context.Context, stdin []byte, script string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.commandTimeout())
 	defer cancel()
+	ctx, tooMuch := context.WithCancelCause(ctx)
+	defer tooMuch(nil)
 	s, err := c.ssh.NewSession()
 	if err != nil {
 		c.close()
@@ -203,8 +211,9 @@ func (c *client) run(ctx context.Context, stdin []byte, script string, args ...s
 	}
 	c.counter()
 	defer s.Close()
-	var stdout, stderr bytes.Buffer
-	s.Stdout, s.Stderr = &stdout, &stderr
+	stdout := &cappedBuffer{limit: maxOutput, stream: "stdout", over: tooMuch}
+	stderr := &cappedBuffer{limit: maxOutput, stream: "stderr", over: tooMuch}
+	s.Stdout, s.Stderr = stdout, stderr
 	if stdin != nil {
 		s.Stdin = bytes.NewReader(stdin)
 	}
@@ -223,7 +232,13 @@ func (c *client) run(ctx context.Context, stdin []byte, script string, args ...s
 			<-done
 		}
 		t.Stop()
+		if cause := context.Cause(ctx); errors.Is(cause, ErrOutputTooLarge) {
+			return nil, fmt.Errorf("node %s: command killed: %w", c.node, cause)
+		}
 		return nil, fmt.Errorf("node %s: command: %w", c.node, timeoutErr(ctx))
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, ErrOutputTooLarge) {
+		return nil, fmt.Errorf("node %s: command: %w", c.node, cause) // ended as the cap was hit
 	}
 	if err != nil {
 		return stdout.Bytes(), c.commandError(err, stderr.String())

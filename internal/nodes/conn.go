@@ -55,3 +55,17 @@ type FileInfo struct {
 // maxRead bounds what a pass reads from one file: certificates, keys and
 // sysctl files are small; anything larger is not what the operator wrote.
 const maxRead = 4 << 20
+
+// AcceptedOnFirstUse reports whether c's host key was taken on trust: it was
+// not on record, hostKeyPolicy is acceptNew, and it was recorded when c's
+// connection was set up. Such an agent's identity is not certain, so nothing
+// secret should go to it over c. The executor keeps a connection across
+// passes and c keeps answering true for its whole life; the next connection
+// (after Executor.Forget, a release or a failure) checks the now recorded key
+// and answers false. Conns not made by the executor (fakes) answer false.
+func AcceptedOnFirstUse(c Conn) bool {
+	t, ok := c.(interface{ hostKeyAcceptedNew() bool })
+	return ok && t.hostKeyAcceptedNew()
+}
+
+func (e *execConn) hostKeyAcceptedNew() bool { return e.c.acceptedNew }

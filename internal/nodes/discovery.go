@@ -51,7 +51,8 @@ type mesosSlaves struct {
 	} `json:"slaves"`
 }
 
-// Mesos returns the active agents the master at baseURL knows. A master that
+// Mesos returns the active agents the master at baseURL knows, as the master
+// describes them: pass them through CheckedAgents before using them. A master that
 // is not the leader answers 307 with the leader's location, which the HTTP
 // client follows (Mesos sends a scheme-relative "//host:port/..." URL).
 func (d *Discoverer) Mesos(ctx context.Context, baseURL string) ([]Agent, error) {
@@ -91,7 +92,10 @@ func (d *Discoverer) Mesos(ctx context.Context, baseURL string) ([]Agent, error)
 		if !s.Active {
 			continue
 		}
-		addr := pidHost(s.PID)
+		addr, ok := pidHost(s.PID)
+		if !ok {
+			addr = s.PID // not a libprocess PID: CheckedAgents refuses it
+		}
 		if addr == "" {
 			addr = s.Hostname
 		}
@@ -108,16 +112,20 @@ func (d *Discoverer) Mesos(ctx context.Context, baseURL string) ([]Agent, error)
 }
 
 // pidHost extracts the IP from a libprocess PID ("slave(1)@10.0.0.5:5051").
-func pidHost(pid string) string {
+// An empty pid is fine (the hostname is used); one that does not parse is not.
+func pidHost(pid string) (string, bool) {
+	if pid == "" {
+		return "", true
+	}
 	_, hp, ok := strings.Cut(pid, "@")
 	if !ok {
-		return ""
+		return "", false
 	}
 	h, _, err := net.SplitHostPort(hp)
 	if err != nil {
-		return ""
+		return "", false
 	}
-	return h
+	return h, true
 }
 
 // Static turns nodes.static entries ("host" or "host:port") into agents.

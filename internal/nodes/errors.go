@@ -8,17 +8,23 @@ import (
 )
 
 // HostKeyError is a refused host key: a mismatch with known_hosts (possibly a
-// machine in the middle) or, under the strict policy, an unknown host. It is
-// a security event, not a transient failure: retrying cannot fix it.
+// machine in the middle), a key marked @revoked there or, under the strict
+// policy, an unknown host. It is a security event, not a transient failure:
+// retrying cannot fix it.
 type HostKeyError struct {
 	Node     string
-	Mismatch bool     // false: the host is not in known_hosts
+	Mismatch bool     // false: the host is not in known_hosts (or Revoked)
+	Revoked  bool     // the key presented is marked @revoked in known_hosts
 	Want     []string // fingerprints on record
 	Got      string   // fingerprint presented
 	File     string
 }
 
 func (e *HostKeyError) Error() string {
+	if e.Revoked {
+		return fmt.Sprintf("node %s: host key %s is marked @revoked in %s: the node may be compromised or "+
+			"impersonated; give it a new host key and record that in %s", e.Node, e.Got, e.File, e.File)
+	}
 	if e.Mismatch {
 		return fmt.Sprintf("node %s: host key %s does not match %s (on record: %s): possible man in the middle; "+
 			"if the node was reinstalled, remove its old line from %s", e.Node, e.Got, e.File,
@@ -54,6 +60,11 @@ var ErrSudoRefused = errors.New("sudo -n refused (a password is required or the 
 // ErrTimeout is wrapped when a command or file operation exceeds
 // nodes.ssh.commandTimeout; the session (or the whole connection) is closed.
 var ErrTimeout = errors.New("timed out (nodes.ssh.commandTimeout)")
+
+// ErrOutputTooLarge is wrapped when a command sends more than maxOutput
+// bytes: the node sent more than any operation reads, so the session is
+// killed rather than buffered until commandTimeout.
+var ErrOutputTooLarge = errors.New("node sent more than the operator reads from one command")
 
 // IsUnreachable reports whether err means nothing could be done on the node
 // at all: it could not be reached, logged into, or its host key was refused.

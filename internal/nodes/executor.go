@@ -10,6 +10,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
 
+	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/metrics"
 )
 
@@ -37,6 +38,8 @@ type Executor struct {
 
 	mu    sync.Mutex
 	nodes map[string]*nodeState
+	// checked: known_hosts files already checked for acceptNew; guarded by mu.
+	checked map[string]bool
 
 	// release, when set, closes a node's connection after uses() passes
 	// have run on it, or after it has sat idle for idle (see ReleaseAfter).
@@ -65,7 +68,8 @@ type nodeState struct {
 
 // NewExecutor returns an executor with no connections yet.
 func NewExecutor(m *metrics.Metrics, clk clock.Clock, log logr.Logger) *Executor {
-	return &Executor{metrics: m, clock: clk, log: log, keys: newHostKeys(), nodes: map[string]*nodeState{}}
+	return &Executor{metrics: m, clock: clk, log: log, keys: newHostKeys(), nodes: map[string]*nodeState{},
+		checked: map[string]bool{}}
 }
 
 // Do runs fn against node (an address: "host" or "host:port") with a live
@@ -165,6 +169,7 @@ func (e *Executor) connect(ctx context.Context, cfg Config, node string, ns *nod
 	if now := e.clock.Now(); now.Before(ns.retryAt) {
 		return nil, &ConnectError{Node: node, Err: ns.lastErr, Backoff: ns.retryAt}
 	}
+	e.checkKnownHosts(cfg)
 	release, err := e.acquire(ctx, cfg.concurrency())
 	if err != nil {
 		return nil, err
@@ -174,10 +179,11 @@ func (e *Executor) connect(ctx context.Context, cfg Config, node string, ns *nod
 	if err != nil {
 		var he *HostKeyError
 		if errors.As(err, &he) {
-			if he.Mismatch {
+			if he.Mismatch || he.Revoked {
 				e.metrics.HostKeyMismatch.WithLabelValues(node).Inc()
 			}
-			e.log.Error(err, "host key refused", "node", node, "mismatch", he.Mismatch, "presented", he.Got)
+			e.log.Error(err, "host key refused", "node", node, "mismatch", he.Mismatch, "revoked", he.Revoked,
+				"presented", he.Got)
 			return nil, err
 		}
 		e.fail(ns, err)
@@ -206,6 +212,27 @@ func (e *Executor) connect(ctx context.Context, cfg Config, node string, ns *nod
 	ns.client, ns.failures, ns.retryAt, ns.lastErr = c, 0, time.Time{}, nil
 	ns.used, ns.active = 0, 0
 	return ns.conn, nil
+}
+
+// checkKnownHosts says once per file, on the first dial, when acceptNew
+// cannot work because known_hosts cannot be written: known agents still
+// connect, but every new one fails until the file is made writable or its
+// key is added by hand.
+func (e *Executor) checkKnownHosts(cfg Config) {
+	if cfg.HostKeyPolicy != v1alpha1.HostKeyAcceptNew {
+		return
+	}
+	e.mu.Lock()
+	done := e.checked[cfg.KnownHostsFile]
+	e.checked[cfg.KnownHostsFile] = true
+	e.mu.Unlock()
+	if done {
+		return
+	}
+	if err := knownHostsWritable(cfg.KnownHostsFile); err != nil {
+		e.log.Error(err, "known_hosts is read-only: new agents cannot be accepted (hostKeyPolicy acceptNew); "+
+			"mount it writable or add new agents' keys by hand", "path", cfg.KnownHostsFile)
+	}
 }
 
 // fail records a connection failure and schedules the next attempt.

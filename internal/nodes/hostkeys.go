@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,10 +53,11 @@ func newHostKeys() *hostKeys {
 }
 
 // load returns the callback for one dial plus the host key algorithms on
-// record for addr. Restricting the algorithms matters: if known_hosts holds
+// record for addr. The callback sets *acceptedNew when it records a key on
+// first use (acceptNew) instead of checking it against one on record. Restricting the algorithms matters: if known_hosts holds
 // only an ed25519 key and the client negotiates ECDSA first, a correct host
 // would look like a mismatch.
-func (h *hostKeys) load(cfg Config, node, addr string) (ssh.HostKeyCallback, []string, error) {
+func (h *hostKeys) load(cfg Config, node, addr string, acceptedNew *atomic.Bool) (ssh.HostKeyCallback, []string, error) {
 	file := cfg.KnownHostsFile
 	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) && cfg.HostKeyPolicy == v1alpha1.HostKeyAcceptNew {
 		if err := os.WriteFile(file, nil, 0o600); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -78,9 +80,13 @@ func (h *hostKeys) load(cfg Config, node, addr string) (ssh.HostKeyCallback, []s
 	algos = slices.Compact(algos)
 	cb := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 		err := known(hostname, remote, key)
+		var re *knownhosts.RevokedError
+		if errors.As(err, &re) {
+			return &HostKeyError{Node: node, Revoked: true, Got: ssh.FingerprintSHA256(key), File: file}
+		}
 		var ke *knownhosts.KeyError
 		if !errors.As(err, &ke) {
-			return err // nil, or a revoked key
+			return err // nil: the key is on record
 		}
 		if len(ke.Want) > 0 {
 			want := make([]string, 0, len(ke.Want))
@@ -92,7 +98,11 @@ func (h *hostKeys) load(cfg Config, node, addr string) (ssh.HostKeyCallback, []s
 		if cfg.HostKeyPolicy != v1alpha1.HostKeyAcceptNew {
 			return &HostKeyError{Node: node, Got: ssh.FingerprintSHA256(key), File: file}
 		}
-		return h.record(file, hostname, key)
+		if err := h.record(file, hostname, key); err != nil {
+			return err
+		}
+		acceptedNew.Store(true)
+		return nil
 	}
 	return cb, algos, nil
 }
@@ -146,4 +156,19 @@ func algorithmsFor(keyType string) []string {
 		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
 	}
 	return []string{keyType}
+}
+
+// knownHostsWritable returns why acceptNew could not record a new key in
+// file, or nil. Opening for append writes nothing; it fails on a read-only
+// mount (the shipped Marathon app mounts secrets read-only) or a file the
+// process may not write. A file that does not exist yet is created by load.
+func knownHostsWritable(file string) error {
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }

@@ -128,8 +128,8 @@ func (o *Operator) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w (choose another --listen address)", o.opts.Listen, err)
 		}
-		srv := &http.Server{Handler: o.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second}
-		go func() { srvErr <- srv.Serve(ln) }()
+		srv := newHTTPServer(o.Handler())
+		go func() { srvErr <- srv.Serve(newLimitListener(ln, httpMaxConns)) }()
 		// HTTP stops last so /metrics and probes stay up while workers drain.
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
