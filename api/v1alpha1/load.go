@@ -90,7 +90,8 @@ func Decode(data []byte) (*Registry, error) {
 }
 
 // walk checks every mapping key against the struct it decodes into, so an
-// unknown or misspelled field is reported with its full path. It also
+// unknown or misspelled field is reported with its full path, and refuses
+// an explicit 0 that defaulting would silently replace. It also
 // records which path starts on which line, to give type errors a path.
 func walk(n *yaml.Node, t reflect.Type, path string, lines map[int]string, errs *FieldErrors) {
 	if n.Kind == yaml.AliasNode {
@@ -100,6 +101,10 @@ func walk(n *yaml.Node, t reflect.Type, path string, lines map[int]string, errs 
 		if _, ok := lines[n.Line]; !ok {
 			lines[n.Line] = path
 		}
+	}
+	if explicitZero(n, t, path) {
+		*errs = append(*errs, FieldError{Path: path, Line: n.Line, Reason: zeroReason})
+		return
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
