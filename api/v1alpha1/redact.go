@@ -47,13 +47,17 @@ func (r *Registry) Redact() *Registry {
 	return &c
 }
 
+// SecretEnv reports an env name whose value is a secret by convention; its
+// value is redacted wherever the spec or an app difference is shown.
+func SecretEnv(name string) bool { return secretEnvRE.MatchString(name) }
+
 func redactEnv(env map[string]string) map[string]string {
 	if env == nil {
 		return nil
 	}
 	out := maps.Clone(env)
 	for k := range out {
-		if secretEnvRE.MatchString(k) {
+		if SecretEnv(k) {
 			out[k] = RedactedText
 		}
 	}

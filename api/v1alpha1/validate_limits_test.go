@@ -3,6 +3,8 @@ package v1alpha1
 import (
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // A refused URL is quoted in the error, and errors reach logs and the status
@@ -103,4 +105,29 @@ func FuzzRegistryAddressRule(f *testing.F) {
 			t.Fatalf("validation accepts %q but the trust reconciler refuses it: %v", addr, err)
 		}
 	})
+}
+
+// Redact hides URL user info and secret env values and leaves r alone.
+func TestRedact(t *testing.T) {
+	r := sample(t)
+	Default(r)
+	r.Spec.Marathon.URLs = []string{"http://admin:hunter2@m:8080", "http://m2:8080"}
+	r.Spec.Nodes.Mesos.URL = "http://tok-hunter2@leader.mesos:5050"
+	r.Spec.App.Env = map[string]string{"REGISTRY_STORAGE_S3_SECRETKEY": "hunter2", "AWS_ACCESSKEY": "hunter2", "REGION": "eu"}
+	r.Spec.UI.Env = map[string]string{"REGISTRY_PASSWORD": "hunter2"}
+	out, err := yaml.Marshal(r.Redact())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "hunter2") {
+		t.Errorf("redacted spec shows a secret:\n%s", out)
+	}
+	for _, want := range []string{"http://redacted@m:8080", "http://m2:8080", "REGION: eu"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("redacted spec lacks %q:\n%s", want, out)
+		}
+	}
+	if r.Spec.Marathon.URLs[0] != "http://admin:hunter2@m:8080" || r.Spec.App.Env["AWS_ACCESSKEY"] != "hunter2" {
+		t.Error("Redact changed the spec in force")
+	}
 }
