@@ -124,7 +124,7 @@ func TestBadSpecs(t *testing.T) {
 		"cpus +Inf":    {func(s *Spec, r *Registry) { s.App.CPUs = math.Inf(1) }, "spec.app.cpus", "greater than 0"},
 		"mem NaN":      {func(s *Spec, r *Registry) { s.App.Mem = math.NaN() }, "spec.app.mem", "at least 32"},
 		"mem +Inf":     {func(s *Spec, r *Registry) { s.App.Mem = math.Inf(1) }, "spec.app.mem", "at least 32"},
-		"ui cpus -Inf": {func(s *Spec, r *Registry) { s.UI.CPUs = math.Inf(-1) }, "spec.ui.cpus", "greater than 0"},
+		"ui cpus +Inf": {func(s *Spec, r *Registry) { s.UI.CPUs = math.Inf(1) }, "spec.ui.cpus", "greater than 0"},
 		"ui mem NaN":   {func(s *Spec, r *Registry) { s.UI.Mem = math.NaN() }, "spec.ui.mem", "at least 32"},
 		"health ratio NaN": {func(s *Spec, r *Registry) {
 			s.App.UpgradeStrategy = &UpgradeStrategy{MinimumHealthCapacity: f(math.NaN())}
