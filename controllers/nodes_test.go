@@ -182,7 +182,7 @@ func TestTrustRemovesOnlyItsOwnOldDirectories(t *testing.T) {
 
 func TestTrustRejectsPathLikeAddress(t *testing.T) {
 	for _, a := range []string{"../etc", "a/b:5000", "..", "x y"} {
-		if _, err := registryDirNames(a); err == nil {
+		if _, err := v1alpha1.RegistryDirNames(a); err == nil {
 			t.Errorf("%q accepted as a certs.d name", a)
 		}
 	}

@@ -3,8 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"net"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -85,9 +83,9 @@ func (t *Trust) Reconcile(ctx context.Context, key string) (manager.Result, erro
 		// Nothing to distribute yet; the PKI topic triggers the next pass.
 		return t.record(key, spec, "waiting for the certificate reconciler to publish a CA bundle")
 	}
-	names, err := registryDirNames(spec.Registry.Address)
+	names, err := v1alpha1.RegistryDirNames(spec.Registry.Address)
 	if err != nil {
-		return manager.Result{}, manager.TerminalError(err)
+		return manager.Result{}, manager.TerminalError(fmt.Errorf("registry.address: %w", err))
 	}
 	w := &trustWant{bundle: pki.Bundle, hash: state.Hash(pki.Bundle), names: names}
 	var outs []trustOutput
@@ -137,24 +135,4 @@ func (t *Trust) record(key string, spec *v1alpha1.Spec, detail string) (manager.
 	t.Metrics.SetOutOfSync(reconciler.Trust, key, true)
 	t.updateNodesGauge(spec)
 	return manager.Result{}, nil
-}
-
-// certsDirName is what may appear as one path component under certs.d:
-// a host name or IP (IPv6 in brackets) and an optional port. Anything else
-// could name another directory.
-var certsDirName = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?(?::[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?$`)
-
-// registryDirNames returns the certs.d directory names for an address.
-func registryDirNames(address string) ([]string, error) {
-	if !certsDirName.MatchString(address) {
-		return nil, fmt.Errorf("registry.address %q cannot name a certs.d directory: use host or host:port", address)
-	}
-	names := []string{address}
-	if h, p, err := net.SplitHostPort(address); err == nil && p == "443" {
-		if strings.Contains(h, ":") {
-			h = "[" + h + "]"
-		}
-		names = append(names, h) // clients may omit the default port
-	}
-	return names, nil
 }

@@ -34,9 +34,9 @@ else echo "neither systemd nor service(8) found: restart dockerd by hand" >&2; e
 // insecurePass is the node pass for tls.mode insecure: there is no CA, so
 // Docker is told to talk to the registry without TLS verification.
 func (t *Trust) insecurePass(ctx context.Context, key string, spec *v1alpha1.Spec) (manager.Result, error) {
-	names, err := registryDirNames(spec.Registry.Address)
+	names, err := v1alpha1.RegistryDirNames(spec.Registry.Address)
 	if err != nil {
-		return manager.Result{}, manager.TerminalError(err)
+		return manager.Result{}, manager.TerminalError(fmt.Errorf("registry.address: %w", err))
 	}
 	want := state.Hash([]byte(insecureKey + ":" + strings.Join(names, ",")))
 	waiting := false

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -22,11 +23,36 @@ const MaxConfigBytes = 1 << 20
 // error the returned error is a FieldErrors (or wraps the I/O error) and
 // names every problem at once.
 func Load(path string) (*Registry, error) {
-	f, err := os.Open(path)
+	data, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data)
+}
+
+// ReadFile reads a config file of at most MaxConfigBytes. Anything but a
+// regular file is refused before a byte is read: a FIFO would block until
+// some writer appears, a device such as /dev/zero never ends, and a
+// directory is a mistyped path. The open is non-blocking so that a FIFO
+// swapped in after the first check cannot hang it either.
+func ReadFile(path string) ([]byte, error) {
+	if fi, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	} else if err := regular(path, fi); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	if err := regular(path, fi); err != nil {
+		return nil, err
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("read config %s: %w", path, err)
@@ -34,7 +60,26 @@ func Load(path string) (*Registry, error) {
 	if len(data) > MaxConfigBytes {
 		return nil, fmt.Errorf("config %s is larger than %d bytes", path, MaxConfigBytes)
 	}
-	return Parse(data)
+	return data, nil
+}
+
+func regular(path string, fi os.FileInfo) error {
+	m := fi.Mode()
+	if m.IsRegular() {
+		return nil
+	}
+	what := "special file"
+	switch {
+	case m.IsDir():
+		what = "directory"
+	case m&os.ModeNamedPipe != 0:
+		what = "named pipe (FIFO)"
+	case m&os.ModeDevice != 0:
+		what = "device"
+	case m&os.ModeSocket != 0:
+		what = "socket"
+	}
+	return fmt.Errorf("config %s is a %s, not a regular file: --config must name the YAML file itself", path, what)
 }
 
 // Parse is Load without the file: decode, default, validate.
@@ -90,7 +135,8 @@ func Decode(data []byte) (*Registry, error) {
 }
 
 // walk checks every mapping key against the struct it decodes into, so an
-// unknown or misspelled field is reported with its full path. It also
+// unknown or misspelled field is reported with its full path, and refuses
+// an explicit 0 that defaulting would silently replace. It also
 // records which path starts on which line, to give type errors a path.
 func walk(n *yaml.Node, t reflect.Type, path string, lines map[int]string, errs *FieldErrors) {
 	if n.Kind == yaml.AliasNode {
@@ -100,6 +146,10 @@ func walk(n *yaml.Node, t reflect.Type, path string, lines map[int]string, errs 
 		if _, ok := lines[n.Line]; !ok {
 			lines[n.Line] = path
 		}
+	}
+	if explicitZero(n, t, path) {
+		*errs = append(*errs, FieldError{Path: path, Line: n.Line, Reason: zeroReason})
+		return
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()

@@ -69,7 +69,7 @@ func Validate(r *Registry) FieldErrors {
 	v.marathon(s.Marathon)
 	v.nodes(s.Nodes)
 	v.registry(s)
-	v.tls(s.TLS)
+	v.tls(s.TLS, s.Registry)
 	v.trust(s.Trust)
 	v.conntrack(s.Conntrack)
 	v.app(s.App)
@@ -116,7 +116,11 @@ func (v *validator) marathon(m *MarathonSpec) {
 		v.add("spec.marathon.urls", "needs at least one URL such as http://marathon.mesos:8080")
 	}
 	for i, u := range m.URLs {
-		v.httpURL(fmt.Sprintf("spec.marathon.urls[%d]", i), u)
+		p := fmt.Sprintf("spec.marathon.urls[%d]", i)
+		if v.noCredentials(p, u, "put the user in spec.marathon.basicAuth.username and the password in the file "+
+			"spec.marathon.basicAuth.passwordFile names") {
+			v.httpURL(p, u)
+		}
 	}
 	v.positive("spec.marathon.timeout", m.Timeout)
 	if m.BasicAuth != nil {
@@ -138,7 +142,8 @@ func (v *validator) nodes(n *NodesSpec) {
 	if n.Mesos == nil && len(n.Static) == 0 {
 		v.add("spec.nodes", "names no agents: set nodes.mesos.url or list nodes.static")
 	}
-	if n.Mesos != nil {
+	if n.Mesos != nil && v.noCredentials("spec.nodes.mesos.url", n.Mesos.URL,
+		"the agent list is read without credentials; remove the user info") {
 		v.httpURL("spec.nodes.mesos.url", n.Mesos.URL)
 	}
 	for i, h := range n.Static {
@@ -170,7 +175,13 @@ func (v *validator) registry(s *Spec) {
 		}
 		return
 	}
-	v.hostPort("spec.registry.address", r.Address)
+	if v.hostPort("spec.registry.address", r.Address) {
+		// The trust reconcilers name certs.d directories with this same
+		// function: an address valid here never fails there.
+		if _, err := RegistryDirNames(r.Address); err != nil {
+			v.add("spec.registry.address", "%v", err)
+		}
+	}
 	for i, d := range r.DNSNames {
 		if !dnsNameRE.MatchString(d) || len(d) > 253 {
 			v.add(fmt.Sprintf("spec.registry.dnsNames[%d]", i), "is not a DNS name: %q", d)
@@ -183,13 +194,16 @@ func (v *validator) registry(s *Spec) {
 	}
 }
 
-func (v *validator) tls(t *TLSSpec) {
+func (v *validator) tls(t *TLSSpec, r *RegistryEndpoint) {
 	if t == nil {
 		return
 	}
 	p := "spec.tls."
 	v.enum(p+"mode", t.Mode, tlsModes)
 	v.absPath(p+"stateDir", t.StateDir, true)
+	v.stateDir(p+"stateDir", t.StateDir)
+	v.commonName(p+"ca.commonName", t.CA.CommonName, false)
+	v.commonName(p+"server.commonName", t.Server.CommonName, r != nil && t.Server.CommonName == hostOf(r.Address))
 	v.enum(p+"keyAlgorithm", t.KeyAlgorithm, keyAlgorithms)
 	v.lifetime(p+"ca", t.CA.CertSpec)
 	v.lifetime(p+"server", t.Server)
@@ -228,7 +242,9 @@ func (v *validator) trust(t *TrustSpec) {
 		return
 	}
 	for i, d := range t.CertsDirs {
-		v.absPath(fmt.Sprintf("spec.trust.certsDirs[%d]", i), d, true)
+		p := fmt.Sprintf("spec.trust.certsDirs[%d]", i)
+		v.absPath(p, d, true)
+		v.trustDir(p, d)
 	}
 	seen := map[string]bool{}
 	for i, r := range t.Runtimes {
@@ -240,6 +256,7 @@ func (v *validator) trust(t *TrustSpec) {
 		seen[r] = true
 	}
 	v.absPath("spec.trust.ucrCertsDir", t.UCRCertsDir, true)
+	v.trustDir("spec.trust.ucrCertsDir", t.UCRCertsDir)
 }
 
 func (v *validator) conntrack(c *ConntrackSpec) {
@@ -248,6 +265,8 @@ func (v *validator) conntrack(c *ConntrackSpec) {
 	}
 	v.absPath("spec.conntrack.persistFile", c.PersistFile, true)
 	v.absPath("spec.conntrack.modulesLoadFile", c.ModulesLoadFile, true)
+	v.fileIn("spec.conntrack.persistFile", c.PersistFile, SysctlDir)
+	v.fileIn("spec.conntrack.modulesLoadFile", c.ModulesLoadFile, ModulesLoadDir)
 }
 
 func (v *validator) app(a *AppSpec) {
@@ -316,11 +335,11 @@ func (v *validator) appCommon(p, id, image string, instances int, cpus, mem floa
 	if instances < 0 {
 		v.add(p+"instances", "must not be negative, got %d", instances)
 	}
-	if cpus <= 0 {
-		v.add(p+"cpus", "must be greater than 0, got %v", cpus)
+	if !finite(cpus) || cpus <= 0 {
+		v.add(p+"cpus", "must be a number greater than 0, got %v", cpus)
 	}
-	if mem < 32 {
-		v.add(p+"mem", "must be at least 32 (MiB), got %v", mem)
+	if !finite(mem) || mem < 32 {
+		v.add(p+"mem", "must be a number of MiB, at least 32, got %v", mem)
 	}
 	for i, c := range cons {
 		v.constraint(fmt.Sprintf("%sconstraints[%d]", p, i), c)
@@ -461,7 +480,7 @@ func (v *validator) port(p string, n int, zeroOK bool) {
 }
 
 func (v *validator) ratio(p string, f *float64) {
-	if f != nil && (*f < 0 || *f > 1) {
+	if f != nil && (!finite(*f) || *f < 0 || *f > 1) {
 		v.add(p, "must be between 0 and 1, got %v", *f)
 	}
 }
@@ -469,7 +488,7 @@ func (v *validator) ratio(p string, f *float64) {
 func (v *validator) httpURL(p, raw string) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		v.add(p, "must be an http(s) URL such as http://leader.mesos:5050, got %q", raw)
+		v.add(p, "must be an http(s) URL such as http://leader.mesos:5050, got %q", redactURL(raw))
 	}
 }
 
@@ -477,18 +496,22 @@ func validHost(h string) bool {
 	return net.ParseIP(h) != nil || (dnsNameRE.MatchString(h) && !strings.HasPrefix(h, "*") && len(h) <= 253)
 }
 
-func (v *validator) hostPort(p, s string) {
+func (v *validator) hostPort(p, s string) bool {
 	h, port, err := net.SplitHostPort(s)
 	if err != nil {
 		v.add(p, "must be host:port such as 192.168.0.1:443, got %q", s)
-		return
+		return false
 	}
+	ok := true
 	if !validHost(h) {
 		v.add(p, "host %q is neither an IP address nor a DNS name", h)
+		ok = false
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		v.add(p, "port %q must be between 1 and 65535", port)
+		ok = false
 	}
+	return ok
 }
 
 func (v *validator) hostOrHostPort(p, s string) {

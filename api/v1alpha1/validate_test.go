@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -118,6 +119,51 @@ func TestBadSpecs(t *testing.T) {
 		"zk digest required": {func(s *Spec, r *Registry) {
 			s.LeaderElection = &LeaderElectionSpec{ZooKeeper: []string{"zk:2181"}, Path: "/l", SessionTimeout: D(10 * time.Second), StateStore: StateStoreZooKeeper}
 		}, "spec.leaderElection.digestFile", "required"},
+		// Numbers that are not numbers.
+		"cpus NaN":     {func(s *Spec, r *Registry) { s.App.CPUs = math.NaN() }, "spec.app.cpus", "greater than 0"},
+		"cpus +Inf":    {func(s *Spec, r *Registry) { s.App.CPUs = math.Inf(1) }, "spec.app.cpus", "greater than 0"},
+		"mem NaN":      {func(s *Spec, r *Registry) { s.App.Mem = math.NaN() }, "spec.app.mem", "at least 32"},
+		"mem +Inf":     {func(s *Spec, r *Registry) { s.App.Mem = math.Inf(1) }, "spec.app.mem", "at least 32"},
+		"ui cpus +Inf": {func(s *Spec, r *Registry) { s.UI.CPUs = math.Inf(1) }, "spec.ui.cpus", "greater than 0"},
+		"ui mem NaN":   {func(s *Spec, r *Registry) { s.UI.Mem = math.NaN() }, "spec.ui.mem", "at least 32"},
+		"health ratio NaN": {func(s *Spec, r *Registry) {
+			s.App.UpgradeStrategy = &UpgradeStrategy{MinimumHealthCapacity: f(math.NaN())}
+		}, "spec.app.upgradeStrategy.minimumHealthCapacity", "between 0 and 1"},
+		"over ratio +Inf": {func(s *Spec, r *Registry) {
+			s.App.UpgradeStrategy = &UpgradeStrategy{MaximumOverCapacity: f(math.Inf(1))}
+		}, "spec.app.upgradeStrategy.maximumOverCapacity", "between 0 and 1"},
+		"ca common name 65": {func(s *Spec, r *Registry) { s.TLS.CA.CommonName = strings.Repeat("c", 65) }, "spec.tls.ca.commonName", "at most 64"},
+		"server cn 65":      {func(s *Spec, r *Registry) { s.TLS.Server.CommonName = strings.Repeat("s", 65) }, "spec.tls.server.commonName", "at most 64"},
+		"server cn from long host": {func(s *Spec, r *Registry) {
+			s.Registry.Address = strings.Repeat("a", 40) + "." + strings.Repeat("b", 40) + ":5000"
+			s.TLS.Server.CommonName = ""
+			s.App.VIP = ""
+			Default(r)
+		}, "spec.tls.server.commonName", "defaults to the registry host"},
+		// Target paths outside the directories they belong to.
+		"persist file elsewhere":   {func(s *Spec, r *Registry) { s.Conntrack.PersistFile = "/etc/passwd" }, "spec.conntrack.persistFile", "directly in /etc/sysctl.d"},
+		"persist file nested":      {func(s *Spec, r *Registry) { s.Conntrack.PersistFile = "/etc/sysctl.d/x/90.conf" }, "spec.conntrack.persistFile", "directly in /etc/sysctl.d"},
+		"persist file the dir":     {func(s *Spec, r *Registry) { s.Conntrack.PersistFile = "/etc/sysctl.d/" }, "spec.conntrack.persistFile", "directly in /etc/sysctl.d"},
+		"persist file not conf":    {func(s *Spec, r *Registry) { s.Conntrack.PersistFile = "/etc/sysctl.d/90-ro" }, "spec.conntrack.persistFile", ".conf file"},
+		"modules file elsewhere":   {func(s *Spec, r *Registry) { s.Conntrack.ModulesLoadFile = "/etc/sysctl.d/m.conf" }, "spec.conntrack.modulesLoadFile", "directly in /etc/modules-load.d"},
+		"modules file in usr":      {func(s *Spec, r *Registry) { s.Conntrack.ModulesLoadFile = "/usr/lib/modules-load.d/m.conf" }, "spec.conntrack.modulesLoadFile", "directly in /etc/modules-load.d"},
+		"certs dir root":           {func(s *Spec, r *Registry) { s.Trust.CertsDirs = []string{"/"} }, "spec.trust.certsDirs[0]", "must not be /"},
+		"certs dir etc":            {func(s *Spec, r *Registry) { s.Trust.CertsDirs = []string{"/etc/docker/certs.d", "/etc"} }, "spec.trust.certsDirs[1]", "must not be /etc"},
+		"certs dir usr slash":      {func(s *Spec, r *Registry) { s.Trust.CertsDirs = []string{"/usr/"} }, "spec.trust.certsDirs[0]", "must not be /usr"},
+		"ucr certs dir var":        {func(s *Spec, r *Registry) { s.Trust.UCRCertsDir = "/var" }, "spec.trust.ucrCertsDir", "must not be /var"},
+		"ucr certs dir tmp":        {func(s *Spec, r *Registry) { s.Trust.UCRCertsDir = "/tmp/" }, "spec.trust.ucrCertsDir", "must not be /tmp"},
+		"state dir root":           {func(s *Spec, r *Registry) { s.TLS.StateDir = "/" }, "spec.tls.stateDir", "shared directory /:"},
+		"state dir etc":            {func(s *Spec, r *Registry) { s.TLS.StateDir = "/etc" }, "spec.tls.stateDir", "shared directory /etc"},
+		"state dir tmp slash":      {func(s *Spec, r *Registry) { s.TLS.StateDir = "/tmp/" }, "spec.tls.stateDir", "shared directory /tmp"},
+		"state dir var lib":        {func(s *Spec, r *Registry) { s.TLS.StateDir = "/var/lib" }, "spec.tls.stateDir", "shared directory /var/lib"},
+		"state dir home":           {func(s *Spec, r *Registry) { s.TLS.StateDir = "/home" }, "spec.tls.stateDir", "shared directory /home"},
+		"state dir dotdot to root": {func(s *Spec, r *Registry) { s.TLS.StateDir = "/var/.." }, "spec.tls.stateDir", "clean path"},
+		// Credentials in URLs.
+		"marathon url credentials": {func(s *Spec, r *Registry) { s.Marathon.URLs = []string{"http://admin:hunter2@marathon.mesos:8080"} }, "spec.marathon.urls[0]", "spec.marathon.basicAuth.passwordFile"},
+		"marathon url user only":   {func(s *Spec, r *Registry) { s.Marathon.URLs = []string{"http://a:8080", "https://tok3n@m:8443"} }, "spec.marathon.urls[1]", "must not carry credentials"},
+		"mesos url credentials":    {func(s *Spec, r *Registry) { s.Nodes.Mesos.URL = "http://u:hunter2@leader.mesos:5050" }, "spec.nodes.mesos.url", "must not carry credentials"},
+		// The certs.d host rule.
+		"address trailing dot": {func(s *Spec, r *Registry) { s.Registry.Address = "registry.local.:5000" }, "spec.registry.address", `write "registry.local:5000"`},
 	}
 	if len(tests) < 25 {
 		t.Fatalf("want at least 25 bad specs, have %d", len(tests))

@@ -225,3 +225,48 @@ func TestRunServesAndSurvivesEdits(t *testing.T) {
 		t.Errorf("no clean stop logged:\n%s", logs.String())
 	}
 }
+
+// --config naming a FIFO, a device or a directory is an error, never a
+// hang: a FIFO blocks open(2) until a writer appears.
+func TestConfigNotRegularFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "config.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Release a reader the code under test may have left blocked.
+		if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	})
+	cases := map[string]string{fifo: "named pipe", "/dev/zero": "device", dir: "directory"}
+	for path, what := range cases {
+		for _, cmd := range []string{"validate", "plan", "run"} {
+			t.Run(cmd+" "+what, func(t *testing.T) {
+				type result struct {
+					code   int
+					stderr string
+				}
+				done := make(chan result, 1)
+				args := []string{cmd, "--config", path}
+				if cmd == "run" {
+					args = append(args, "--once")
+				}
+				go func() {
+					var o, e bytes.Buffer
+					code := run(args, &o, &e)
+					done <- result{code, e.String()}
+				}()
+				select {
+				case r := <-done:
+					if r.code != 1 || !strings.Contains(r.stderr, what) || !strings.Contains(r.stderr, "not a regular file") {
+						t.Fatalf("exit %d, stderr %q; want 1 and a message naming the %s", r.code, r.stderr, what)
+					}
+				case <-time.After(20 * time.Second):
+					t.Fatalf("%s --config %s hangs", cmd, path)
+				}
+			})
+		}
+	}
+}

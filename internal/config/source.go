@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -72,8 +71,10 @@ func (s *Source) Info() Info {
 	if s.lastErr != nil {
 		in.LastError = s.lastErr.Error()
 	}
+	// The page is readable by anyone who reaches the port: show the spec
+	// with URL user info and secret env values redacted.
 	if r := s.cur.Load(); r != nil {
-		if b, err := yaml.Marshal(r); err == nil {
+		if b, err := yaml.Marshal(r.Redact()); err == nil {
 			in.YAML = string(b)
 		}
 	}
@@ -83,7 +84,7 @@ func (s *Source) Info() Info {
 // Reload reads the file again. It reports changed=true when a new valid
 // spec took effect; an unchanged file is a no-op.
 func (s *Source) Reload() (changed bool, err error) {
-	data, err := os.ReadFile(s.path)
+	data, err := v1alpha1.ReadFile(s.path)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err == nil && s.cur.Load() != nil && bytes.Equal(data, s.raw) {

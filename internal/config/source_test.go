@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -164,5 +165,35 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A config file replaced by a FIFO while running is a rejected reload, not
+// a reload loop blocked in open(2); the last good spec stays in force.
+func TestReloadRefusesFIFO(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "registry.yaml")
+	write(t, path, spec("30s"))
+	s, _ := open(t, path)
+	fifo := filepath.Join(dir, "fifo")
+	must(t, syscall.Mkfifo(fifo, 0o600))
+	must(t, os.Rename(fifo, path))
+	t.Cleanup(func() {
+		if f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	})
+	done := make(chan error, 1)
+	go func() { _, err := s.Reload(); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("reload of a FIFO: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("reload hangs on a FIFO")
+	}
+	if got := s.Spec().Reconcile.Interval.Duration; got != 30*time.Second {
+		t.Errorf("spec in force changed: interval %s", got)
 	}
 }

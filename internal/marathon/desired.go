@@ -64,6 +64,11 @@ func BuildRegistryApp(owner string, spec *v1alpha1.Spec, httpSecret string) (*Ap
 		env[EnvHTTPSecret] = strings.TrimSpace(httpSecret)
 		secretEnv = []string{EnvHTTPSecret}
 	}
+	for _, k := range slices.Sorted(maps.Keys(a.Env)) {
+		if v1alpha1.SecretEnv(k) {
+			secretEnv = append(secretEnv, k) // diffs and the plan show "<redacted>"
+		}
+	}
 	app := &App{
 		ID:          a.ID,
 		Instances:   v1alpha1.InstancesOr(a.Instances, 1),

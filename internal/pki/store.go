@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Store keeps one state set. Load returns the whole set as last saved (an
@@ -40,7 +41,8 @@ type DirStore struct {
 	step func(name string) error
 }
 
-// NewDirStore returns a store in dir (created with mode 0700 on first Save).
+// NewDirStore returns a store in dir (created with mode 0700 on first Save;
+// an existing dir must be a real directory of the operator's own).
 func NewDirStore(dir string) *DirStore { return &DirStore{dir: dir} }
 
 // Where implements Store.
@@ -122,11 +124,8 @@ func (d *DirStore) Save(ctx context.Context, f Files) (err error) {
 	if err := step("mkdir"); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(d.dir, 0o700); err != nil {
-		return d.fix(fmt.Errorf("create state directory %s: %w", d.dir, err))
-	}
-	if err := os.Chmod(d.dir, 0o700); err != nil {
-		return d.fix(fmt.Errorf("chmod 0700 %s: %w", d.dir, err))
+	if err := d.ensureDir(); err != nil {
+		return err
 	}
 	n, err := d.currentGen()
 	if err != nil {
@@ -235,6 +234,70 @@ func (d *DirStore) tidy(f Files, gen string, step func(string) error) error {
 				return d.fix(fmt.Errorf("remove old generation %s: %w", n, err))
 			}
 		}
+	}
+	return nil
+}
+
+// ensureDir creates the state directory (0700) when it is missing. An
+// existing one is used as it is, never chmodded: it is refused when it is a
+// symlink, not a directory, owned by another uid or writable by others,
+// since the operator keeps private keys there and removes old generations
+// from it, and must not do either in a directory someone else controls.
+func (d *DirStore) ensureDir() error {
+	fi, err := os.Lstat(d.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(d.dir), 0o700); err != nil {
+			return d.fix(fmt.Errorf("create state directory %s: %w", d.dir, err))
+		}
+		err = os.Mkdir(d.dir, 0o700)
+		if err == nil {
+			return d.chmodCreated()
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return d.fix(fmt.Errorf("create state directory %s: %w", d.dir, err))
+		}
+		fi, err = os.Lstat(d.dir) // created meanwhile by someone else: check it
+	}
+	if err != nil {
+		return d.fix(fmt.Errorf("stat state directory %s: %w", d.dir, err))
+	}
+	return ownedDir(d.dir, fi)
+}
+
+// chmodCreated sets 0700 exactly (Mkdir honours the umask) on the directory
+// ensureDir just created, through a descriptor opened without following a
+// symlink, so a link swapped in meanwhile is never chmodded through.
+func (d *DirStore) chmodCreated() error {
+	fh, err := os.OpenFile(d.dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return d.fix(fmt.Errorf("open state directory %s: %w", d.dir, err))
+	}
+	defer fh.Close()
+	if err := fh.Chmod(0o700); err != nil {
+		return d.fix(fmt.Errorf("chmod 0700 %s: %w", d.dir, err))
+	}
+	return nil
+}
+
+// ownedDir accepts an existing state directory the operator may use.
+func ownedDir(dir string, fi os.FileInfo) error {
+	m := fi.Mode()
+	switch {
+	case m&os.ModeSymlink != 0:
+		target, _ := filepath.EvalSymlinks(dir)
+		return fmt.Errorf("tls.stateDir %s is a symlink (to %s): the operator does not follow one to its key store; "+
+			"set tls.stateDir to the real directory", dir, target)
+	case !m.IsDir():
+		return fmt.Errorf("tls.stateDir %s exists and is not a directory: move it away or choose another stateDir", dir)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("tls.stateDir %s belongs to uid %d, not to the operator's uid %d: it keeps private keys "+
+			"there and removes old files, so give it a directory of its own (or chown the directory to uid %d)",
+			dir, st.Uid, os.Geteuid(), os.Geteuid())
+	}
+	if m.Perm()&0o022 != 0 {
+		return fmt.Errorf("tls.stateDir %s has mode %04o: others could replace the keys in it; chmod 700 it",
+			dir, m.Perm())
 	}
 	return nil
 }

@@ -216,3 +216,71 @@ func TestDirStoreUnwritableNamesFixAndKeepsState(t *testing.T) {
 	}
 	checkDir(t, dir, p, sets[1])
 }
+
+// The store never chmods or writes through a directory it did not create:
+// a symlinked stateDir, one of another uid, or one others may write to is
+// refused with the fix, and left exactly as it was.
+func TestDirStoreRefusesForeignStateDir(t *testing.T) {
+	sets, _ := rotationSets(t)
+	base := t.TempDir()
+	real := filepath.Join(base, "real")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(base, "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	foreign := filepath.Join(base, "foreign")
+	if err := os.Mkdir(foreign, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(foreign, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		foreign = "/" // owned by root; an unprivileged run still checks ownership
+	}
+	shared := filepath.Join(base, "shared")
+	if err := os.Mkdir(shared, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct{ dir, want string }{
+		"symlink":        {link, "is a symlink"},
+		"other uid":      {foreign, "belongs to uid"},
+		"world writable": {shared, "chmod 700"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			before, err := os.Stat(tc.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = NewDirStore(tc.dir).Save(context.Background(), sets[0])
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Save in %s = %v, want an error saying %q", tc.dir, err, tc.want)
+			}
+			after, _ := os.Stat(tc.dir)
+			if after.Mode() != before.Mode() {
+				t.Errorf("mode changed %v -> %v", before.Mode(), after.Mode())
+			}
+			if entries, _ := os.ReadDir(tc.dir); tc.dir != "/" && len(entries) != 0 {
+				t.Errorf("files written into %s: %v", tc.dir, entries)
+			}
+		})
+	}
+	// Its own existing directory is used as it is: not chmodded to 0700.
+	if err := NewDirStore(real).Save(context.Background(), sets[0]); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(real); fi.Mode().Perm() != 0o755 {
+		t.Errorf("an existing directory was chmodded to %04o", fi.Mode().Perm())
+	}
+}

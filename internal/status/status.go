@@ -17,8 +17,9 @@ import (
 )
 
 // ConfigInfo is what the status page tells about the config and the
-// instance. The provider must keep secrets out of SpecYAML (the spec only
-// names secret files, so the spec as loaded is safe to show).
+// instance. The provider must keep secrets out of SpecYAML: the spec only
+// names secret files, and config.Source.Info redacts URL user info and
+// secret-looking env values (v1alpha1.Registry.Redact).
 type ConfigInfo struct {
 	// Path is the config file being watched.
 	Path string `json:"path"`
