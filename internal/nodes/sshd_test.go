@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/registry-operator/registry-operator/internal/procstat"
 )
 
 // Test users created inside the test sshd's private mount namespace.
@@ -202,19 +204,12 @@ func (d *testSSHD) descendants(t *testing.T, name string) []int {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		st, err := procstat.Read(pid)
 		if err != nil {
 			continue
 		}
-		s := string(b)
-		rp := strings.LastIndexByte(s, ')')
-		if rp < 0 {
-			continue
-		}
-		f := strings.Fields(s[rp+2:])
-		pp, _ := strconv.Atoi(f[1])
-		parent[pid] = pp
-		if strings.Contains(s[:rp], "("+name) {
+		parent[pid] = st.PPID
+		if strings.HasPrefix(st.Comm, name) {
 			cands = append(cands, pid)
 		}
 	}

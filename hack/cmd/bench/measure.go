@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/registry-operator/registry-operator/internal/procstat"
 )
 
 // Sample is one measured run of one contender.
@@ -135,17 +137,11 @@ func fleetCPU(holders []int) float64 {
 	for len(stack) > 0 {
 		pid := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		st, err := procstat.Read(pid)
 		if err != nil {
 			continue
 		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		// utime(11) stime(12) cutime(13) cstime(14) after the state field
-		for _, i := range []int{11, 12, 13, 14} {
-			v, _ := strconv.ParseInt(f[i], 10, 64)
-			ticks += v
-		}
+		ticks += int64(st.UTime + st.STime + st.CUTime + st.CSTime)
 		stack = append(stack, children(pid)...)
 	}
 	return float64(ticks) / 100
@@ -272,17 +268,11 @@ func tail(path string, n int) string {
 
 // procCPU returns utime+stime (seconds) and VmRSS/VmHWM (KiB) of one process.
 func procCPU(pid int) (cpu float64, rss, hwm int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	ps, err := procstat.Read(pid)
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	f := strings.Fields(s[i+2:])
-	// fields after ")": state(0) ... utime(11) stime(12)
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	cpu = float64(ut+st) / 100
+	cpu = float64(ps.UTime+ps.STime) / 100
 	st2, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return cpu, 0, 0, err

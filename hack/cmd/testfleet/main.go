@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/registry-operator/registry-operator/internal/procstat"
 	"github.com/registry-operator/registry-operator/internal/testing/testfleet"
 )
 
@@ -209,13 +210,8 @@ func stopNamed(c *common) error {
 
 // alive reports whether pid runs and is not a zombie.
 func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && i+2 < len(s) && s[i+2] != 'Z'
+	st, err := procstat.Read(pid)
+	return err == nil && !st.Zombie()
 }
 
 func down(args []string) error {

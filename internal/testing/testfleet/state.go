@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
+
+	"github.com/registry-operator/registry-operator/internal/procstat"
 )
 
 // StateFile is the name of the run record inside a run directory.
@@ -96,23 +96,11 @@ func procStart(pid int) uint64 {
 // it does not exist) and whether it is a zombie. The start time tells a
 // recorded process from a later one that reused its pid.
 func ProcStart(pid int) (start uint64, zombie bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := procstat.Read(pid)
 	if err != nil {
 		return 0, false
 	}
-	// The command name may hold spaces and parentheses; fields resume after the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state); starttime is field 22.
-	if len(f) < 20 {
-		return 0, false
-	}
-	v, _ := strconv.ParseUint(f[19], 10, 64)
-	return v, f[0] == "Z"
+	return st.StartTime, st.Zombie()
 }
 
 // ownerAlive tells whether the process that made a run still runs.
