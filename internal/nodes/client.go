@@ -41,6 +41,10 @@ type client struct {
 
 	closeOnce sync.Once
 	done      chan struct{} // closed when the connection is gone
+	// timedOut: a request hung past commandTimeout and the connection was
+	// closed to end it. Requests of other passes that were in flight on it
+	// then fail too, and say so instead of "connection lost".
+	timedOut atomic.Bool
 
 	// lastUsed (unix nanoseconds) is when a pass last used the client: a
 	// connection that just carried a pass needs no keepalive probe.
@@ -120,6 +124,12 @@ func loadSigner(file string) (ssh.Signer, error) {
 		return nil, fmt.Errorf("parse SSH private key %s (it must be unencrypted): %w", file, err)
 	}
 	return s, nil
+}
+
+// closeTimedOut closes the connection because a request on it hung.
+func (c *client) closeTimedOut() {
+	c.timedOut.Store(true)
+	c.close()
 }
 
 // close tears the connection down; every blocked operation on it returns.

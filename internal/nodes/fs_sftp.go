@@ -35,7 +35,7 @@ type sftpConn struct {
 func (s *sftpConn) op(ctx context.Context, what, p string, fn func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.c.cfg.commandTimeout())
 	defer cancel()
-	stop := context.AfterFunc(ctx, s.c.close)
+	stop := context.AfterFunc(ctx, s.c.closeTimedOut)
 	err := fn()
 	if !stop() {
 		return fmt.Errorf("node %s: %s %s: %w", s.c.node, what, p, timeoutErr(ctx))
@@ -58,6 +58,9 @@ func (s *sftpConn) translate(err error) error {
 	}
 	if !s.c.alive() || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		s.c.close()
+		if s.c.timedOut.Load() {
+			err = fmt.Errorf("%w: another request on the connection hung, so it was closed (%v)", ErrTimeout, err)
+		}
 		return &ConnectError{Node: s.c.node, Err: err}
 	}
 	return err
