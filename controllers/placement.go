@@ -49,28 +49,27 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 	dir := spec.App.CertsHostPath
 	return p.nodePass(ctx, reconciler.Placement, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
 		o.want = pk.ServerHash
-		report := spec.Report()
 		if !match {
 			o.detail = "not a candidate agent for the registry app (hostname constraints)"
-			if err := removePlaced(ctx, c, dir, report, o); err != nil {
+			if err := removePlaced(ctx, c, dir, o); err != nil {
 				return err
 			}
-			if !o.pending {
+			if !o.isPending() {
 				o.carried = pk.ServerHash // nothing to carry here
 			}
 			return nil
 		}
-		if _, err := syncFile(ctx, c, report, path.Join(dir, "tls.key"), pk.ServerKey, 0o600, o); err != nil {
+		if _, err := syncFile(ctx, c, path.Join(dir, "tls.key"), pk.ServerKey, 0o600, o); err != nil {
 			return err
 		}
-		if _, err := syncFile(ctx, c, report, path.Join(dir, "tls.crt"), pk.ServerChain, 0o644, o); err != nil {
+		if _, err := syncFile(ctx, c, path.Join(dir, "tls.crt"), pk.ServerChain, 0o644, o); err != nil {
 			return err
 		}
 		marker := []byte("registry-operator placed tls.crt and tls.key here; it removes them when this agent stops being a candidate.\n")
-		if _, err := syncFile(ctx, c, report, path.Join(dir, placedMarker), marker, 0o644, o); err != nil {
+		if _, err := syncFile(ctx, c, path.Join(dir, placedMarker), marker, 0o644, o); err != nil {
 			return err
 		}
-		if !o.pending {
+		if !o.isPending() {
 			o.carried = state.Hash(pk.ServerChain)
 			if pk.ServerHash != "" {
 				o.carried = pk.ServerHash
@@ -81,7 +80,7 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 }
 
 // removePlaced deletes the key and certificate where the operator placed them.
-func removePlaced(ctx context.Context, c nodes.Conn, dir string, report bool, o *outcome) error {
+func removePlaced(ctx context.Context, c nodes.Conn, dir string, o *outcome) error {
 	if _, err := c.Stat(ctx, path.Join(dir, placedMarker)); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	} else if err != nil {
@@ -95,10 +94,6 @@ func removePlaced(ctx context.Context, c nodes.Conn, dir string, report bool, o 
 			return err
 		}
 		o.changes = append(o.changes, "remove "+p+" (agent is no longer a registry candidate)")
-		if report {
-			o.pending = true
-			continue
-		}
 		if err := c.Remove(ctx, p); err != nil {
 			return err
 		}

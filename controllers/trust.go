@@ -65,9 +65,8 @@ type trustWant struct {
 
 // trustOutput is one runtime's trust on a node.
 type trustOutput interface {
-	// sync makes the node match w, or in report mode lists what it would
-	// change, appending to o.changes.
-	sync(ctx context.Context, c nodes.Conn, w *trustWant, report bool, o *outcome) error
+	// sync makes the node match w, appending what it changes to o.changes.
+	sync(ctx context.Context, c nodes.Conn, w *trustWant, o *outcome) error
 }
 
 // Reconcile implements manager.Reconciler for one node key.
@@ -114,11 +113,11 @@ func (t *Trust) Reconcile(ctx context.Context, key string) (manager.Result, erro
 			o.detail = fmt.Sprintf("runtimes not managed by this version: %s", strings.Join(unsupported, ", "))
 		}
 		for _, out := range outs {
-			if err := out.sync(ctx, c, w, spec.Report(), o); err != nil {
+			if err := out.sync(ctx, c, w, o); err != nil {
 				return err
 			}
 		}
-		if !o.pending {
+		if !o.isPending() {
 			o.carried = w.hash
 		}
 		return nil
