@@ -160,6 +160,12 @@ func (r *AppReconciler) Reconcile(ctx context.Context, key string) (manager.Resu
 	if p.client, err = r.clientFor(spec.Marathon); err != nil {
 		return r.fail(p, prev, err)
 	}
+	// The one place report mode is decided for the apps: a report-mode
+	// pass reads Marathon and every write it would send is recorded
+	// instead (writeFailed meets marathon.ErrNotSent).
+	if spec.Report() {
+		p.client = marathon.Recording(p.client)
+	}
 	cur, err := p.client.GetApp(ctx, key)
 	switch {
 	case marathon.IsNotFound(err):

@@ -68,9 +68,6 @@ func (r *AppReconciler) restart(ctx context.Context, p *pass, pki state.PKI, pr 
 		return r.recordRequeue(p, nil)
 	}
 	p.st.Diff = append(p.st.Diff, line)
-	if p.spec.Report() {
-		return r.record(p, nil)
-	}
 	dep, err := p.client.RestartApp(ctx, p.key, false)
 	if err != nil {
 		return r.writeFailed(p, err)

@@ -13,9 +13,6 @@ import (
 
 func (r *AppReconciler) create(ctx context.Context, p *pass) (manager.Result, error) {
 	p.st.Diff = []string{"app: <unset> -> create " + p.desired.Container.Docker.Image}
-	if p.spec.Report() {
-		return r.record(p, nil)
-	}
 	if p.tr.rejected == p.hash {
 		return r.record(p, manager.TerminalError(p.tr.rejectedErr))
 	}
@@ -38,10 +35,6 @@ func (r *AppReconciler) create(ctx context.Context, p *pass) (manager.Result, er
 }
 
 func (r *AppReconciler) update(ctx context.Context, p *pass, cur *marathon.AppStatus) (manager.Result, error) {
-	if p.spec.Report() {
-		p.log.Info("app differs from the spec (report mode: not changed)", "diff", p.st.Diff)
-		return r.record(p, nil)
-	}
 	if p.tr.rejected == p.hash {
 		return r.record(p, manager.TerminalError(p.tr.rejectedErr))
 	}
@@ -83,9 +76,14 @@ func (r *AppReconciler) update(ctx context.Context, p *pass, cur *marathon.AppSt
 	return r.recordRequeue(p, nil)
 }
 
-// writeFailed handles a refused write: wait on a lock, stop on a rejection,
-// back off on anything else. It never retries a write by itself.
+// writeFailed handles a write that did not happen: withheld in report mode,
+// wait on a lock, stop on a rejection, back off on anything else. It never
+// retries a write by itself.
 func (r *AppReconciler) writeFailed(p *pass, err error) (manager.Result, error) {
+	if errors.Is(err, marathon.ErrNotSent) {
+		p.log.Info("app differs from the spec (report mode: not changed)", "diff", p.st.Diff)
+		return r.record(p, nil)
+	}
 	var me *marathon.Error
 	errors.As(err, &me)
 	switch marathon.KindOf(err) {
