@@ -243,7 +243,6 @@ func (r *AppReconciler) follow(p *pass, cur *marathon.AppStatus) (manager.Result
 	err := fmt.Errorf("deployment %s (%s of %s) has not finished after %s (app.deploymentTimeout): Marathon never "+
 		"times deployments out; check the tasks and /v2/queue, or change the spec so the operator forces a new one",
 		tr.deployment, tr.deployKind, p.key, age.Round(time.Second))
-	p.log.Info("deployment stuck", "deployment", tr.deployment, "age", age.String())
 	res, err := r.record(p, err)
 	return res, true, err
 }

@@ -96,7 +96,7 @@ func (r *AppReconciler) writeFailed(p *pass, err error) (manager.Result, error) 
 	case marathon.KindInvalid:
 		p.tr.rejected = p.hash
 		p.tr.rejectedErr = fmt.Errorf("app %s rejected by Marathon: %w; fix the spec (the operator will not resend it)", p.key, err)
-		p.log.Error(err, "Marathon rejected the app definition", "details", me.DetailLines())
+		// Returned, not logged: the manager logs it once, details included.
 		p.st.Diff = append(p.st.Diff, prefixed("rejected ", me.DetailLines())...)
 		return r.record(p, manager.TerminalError(p.tr.rejectedErr))
 	case marathon.KindNotFound:

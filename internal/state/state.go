@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -214,7 +215,7 @@ func (s *Store) Nodes() []Node {
 		n.Concerns = maps.Clone(n.Concerns)
 		out = append(out, n)
 	}
-	slices.SortFunc(out, func(a, b Node) int { return compare(a.Address, b.Address) })
+	slices.SortFunc(out, func(a, b Node) int { return strings.Compare(a.Address, b.Address) })
 	return out
 }
 
@@ -361,7 +362,7 @@ func (s *Store) Apps() []App {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := slices.Collect(maps.Values(s.apps))
-	slices.SortFunc(out, func(a, b App) int { return compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b App) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -407,7 +408,7 @@ func (s *Store) Reconcilers() []ReconcilerStatus {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := slices.Collect(maps.Values(s.reconcilers))
-	slices.SortFunc(out, func(a, b ReconcilerStatus) int { return compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b ReconcilerStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
@@ -425,14 +426,4 @@ func (s *Store) UpdateReconciler(name string, fn func(*ReconcilerStatus)) {
 func Hash(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
