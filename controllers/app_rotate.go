@@ -23,7 +23,7 @@ import (
 // certificate was placed) is adopted without a restart.
 func (r *AppReconciler) rotate(ctx context.Context, p *pass, cur *marathon.AppStatus) (manager.Result, error) {
 	healthErr := r.healthError(p)
-	pki := r.store.PKI()
+	pki := r.Store.PKI()
 	if !pki.Ready || len(pki.ServerChain) == 0 {
 		return r.record(p, healthErr) // nothing issued yet: the certificate reconciler will notify
 	}
@@ -40,12 +40,12 @@ func (r *AppReconciler) rotate(ctx context.Context, p *pass, cur *marathon.AppSt
 	if len(endpoints) == 0 {
 		return r.record(p, healthErr) // tasks are starting: the next pass probes
 	}
-	start := r.clock.Now()
+	start := r.Clock.Now()
 	pr := probeRegistry(ctx, r.opts.Dial, p.spec.Registry, pki, endpoints, r.opts.ProbeTimeout)
-	pr.Duration, pr.Checked = r.clock.Since(start), start
-	r.store.SetProbe(pr.Probe)
-	r.metrics.ProbeDuration.Set(pr.Duration.Seconds())
-	r.metrics.ProbeSuccess.Set(b2f(pr.Success))
+	pr.Duration, pr.Checked = r.Clock.Since(start), start
+	r.Store.SetProbe(pr.Probe)
+	r.Metrics.ProbeDuration.Set(pr.Duration.Seconds())
+	r.Metrics.ProbeSuccess.Set(b2f(pr.Success))
 	p.st.ServedSerial = pr.Serial
 	if pr.Current {
 		p.st.RestartedForGeneration = max(p.st.RestartedForGeneration, pki.Generation)
@@ -85,19 +85,19 @@ func (r *AppReconciler) placed(p *pass, pki state.PKI) (bool, []string) {
 	if !p.spec.PlacementEnabled() {
 		return true, nil // nothing places certificates: the restart is all there is
 	}
-	nodes := r.store.Nodes()
+	nodes := r.Store.Nodes()
 	var missing []string
 	for _, h := range p.st.Hosts {
 		n, ok := findNode(nodes, h)
 		if !ok {
-			return r.store.NodesCarry(reconciler.Placement, pki.ServerHash)
+			return r.Store.NodesCarry(reconciler.Placement, pki.ServerHash)
 		}
 		if n.Concerns[reconciler.Placement].Hash != pki.ServerHash {
 			missing = append(missing, n.Address)
 		}
 	}
 	if len(p.st.Hosts) == 0 {
-		return r.store.NodesCarry(reconciler.Placement, pki.ServerHash)
+		return r.Store.NodesCarry(reconciler.Placement, pki.ServerHash)
 	}
 	return len(missing) == 0, missing
 }

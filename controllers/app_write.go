@@ -25,7 +25,7 @@ func (r *AppReconciler) create(ctx context.Context, p *pass) (manager.Result, er
 		return r.writeFailed(p, err)
 	}
 	if drift {
-		r.metrics.DriftCorrections.WithLabelValues(reconciler.App).Inc()
+		r.Metrics.DriftCorrections.WithLabelValues(reconciler.App).Inc()
 		p.log.Info("recreating app that was deleted", "deployment", dep)
 	} else {
 		p.log.Info("created app", "deployment", dep)
@@ -66,7 +66,7 @@ func (r *AppReconciler) update(ctx context.Context, p *pass, cur *marathon.AppSt
 		return r.writeFailed(p, err)
 	}
 	if drift {
-		r.metrics.DriftCorrections.WithLabelValues(reconciler.App).Inc()
+		r.Metrics.DriftCorrections.WithLabelValues(reconciler.App).Inc()
 		p.log.Info("repairing drift", "diff", p.st.Diff, "deployment", dep)
 	} else {
 		p.log.Info("updating app to the spec", "diff", p.st.Diff, "deployment", dep)

@@ -24,10 +24,12 @@ const (
 // across reboots: the sysctl.d file sets it at boot, and the modules-load.d
 // file loads nf_conntrack early enough for the key to exist then
 // (systemd-sysctl skips keys whose module is not loaded yet).
-type Conntrack struct{ NodeDeps }
+type Conntrack struct{ nodeBase }
 
 // NewConntrack returns the conntrack reconciler.
-func NewConntrack(d NodeDeps) *Conntrack { return &Conntrack{NodeDeps: d} }
+func NewConntrack(d Deps, o NodeOptions) *Conntrack {
+	return &Conntrack{nodeBase: newNodeBase(d, reconciler.Conntrack, o)}
+}
 
 // Reconcile implements manager.Reconciler for one node key.
 func (r *Conntrack) Reconcile(ctx context.Context, key string) (manager.Result, error) {

@@ -8,9 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/go-logr/logr"
-	"k8s.io/utils/clock"
-
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/metrics"
@@ -24,14 +21,21 @@ type NodeExecutor interface {
 	Do(ctx context.Context, cfg nodes.Config, node string, fn func(ctx context.Context, c nodes.Conn) error) error
 }
 
-// NodeDeps are what every per-node reconciler needs.
-type NodeDeps struct {
-	Spec    func() *v1alpha1.Spec
-	Store   *state.Store
-	Metrics *metrics.Metrics
-	Clock   clock.PassiveClock
-	Log     logr.Logger
-	Exec    NodeExecutor
+// NodeOptions are what the per-node reconcilers (trust, conntrack,
+// placement) need besides Deps.
+type NodeOptions struct {
+	// Exec runs a pass on a node (nodes.Executor in production).
+	Exec NodeExecutor
+}
+
+// nodeBase is what the per-node reconcilers share.
+type nodeBase struct {
+	Deps
+	exec NodeExecutor
+}
+
+func newNodeBase(d Deps, name string, o NodeOptions) nodeBase {
+	return nodeBase{Deps: d.named(name), exec: o.Exec}
 }
 
 // outcome is what one reconciler found (and did) on one node.
@@ -60,7 +64,7 @@ type check func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outco
 // node's contact and concern in the store, its out_of_sync series, drift
 // corrections, and the nodes gauge. Unreachable nodes come back as errors,
 // so the manager retries them with backoff; a refused host key is terminal.
-func (d *NodeDeps) nodePass(ctx context.Context, name, key string, spec *v1alpha1.Spec, fn check) (manager.Result, error) {
+func (d *nodeBase) nodePass(ctx context.Context, name, key string, spec *v1alpha1.Spec, fn check) (manager.Result, error) {
 	node, ok := d.Store.Node(key)
 	if !ok {
 		return manager.Result{}, nil // left the fleet since it was queued
@@ -70,7 +74,7 @@ func (d *NodeDeps) nodePass(ctx context.Context, name, key string, spec *v1alpha
 	// The one place report mode is decided for the node reconcilers: a
 	// pass in report mode works on a connection that changes nothing.
 	report := spec.Report()
-	err := d.Exec.Do(ctx, nodes.ConfigFrom(spec.Nodes.SSH), key, func(ctx context.Context, c nodes.Conn) error {
+	err := d.exec.Do(ctx, nodes.ConfigFrom(spec.Nodes.SSH), key, func(ctx context.Context, c nodes.Conn) error {
 		if report {
 			o.rec = nodes.Recording(c)
 			c = o.rec
@@ -120,7 +124,7 @@ func (d *NodeDeps) nodePass(ctx context.Context, name, key string, spec *v1alpha
 
 // updateNodesGauge recomputes registry_operator_nodes from the store after
 // a pass, so a scrape only reads numbers.
-func (d *NodeDeps) updateNodesGauge(spec *v1alpha1.Spec) {
+func (d *nodeBase) updateNodesGauge(spec *v1alpha1.Spec) {
 	updateNodesGauge(spec, d.Store, d.Metrics)
 }
 

@@ -32,13 +32,13 @@ func TestReportModePassWritesNothing(t *testing.T) {
 	before := len(n.files) + len(n.dirs) + len(n.links)
 
 	ctx := context.Background()
-	if _, err := NewTrust(e.deps).Reconcile(ctx, nodeA); err != nil {
+	if _, err := NewTrust(e.deps, e.opts).Reconcile(ctx, nodeA); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewConntrack(e.deps).Reconcile(ctx, nodeA); err != nil {
+	if _, err := NewConntrack(e.deps, e.opts).Reconcile(ctx, nodeA); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewPlacement(e.deps).Reconcile(ctx, nodeA); err != nil {
+	if _, err := NewPlacement(e.deps, e.opts).Reconcile(ctx, nodeA); err != nil {
 		t.Fatal(err)
 	}
 	if n.writes != 0 || len(n.runs) != 0 || len(n.files)+len(n.dirs)+len(n.links) != before || string(n.files[BeLiberalPath]) != "0\n" {

@@ -20,10 +20,12 @@ import (
 // on the agents the registry app may run on, for its hostPath volume. This
 // is the only place the server key leaves the operator, so agents that stop
 // being candidates lose the key again (only where the operator placed it).
-type Placement struct{ NodeDeps }
+type Placement struct{ nodeBase }
 
 // NewPlacement returns the certificate placement reconciler.
-func NewPlacement(d NodeDeps) *Placement { return &Placement{NodeDeps: d} }
+func NewPlacement(d Deps, o NodeOptions) *Placement {
+	return &Placement{nodeBase: newNodeBase(d, reconciler.Placement, o)}
+}
 
 // placedMarker records that the operator placed the key in a directory.
 const placedMarker = ".registry-operator-placed"

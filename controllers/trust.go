@@ -22,14 +22,14 @@ import (
 // trust on every connection. Only tls.mode insecure needs dockerd restarted
 // (trust_insecure.go), and only trust.allowDockerRestart lets it do that.
 type Trust struct {
-	NodeDeps
+	nodeBase
 	outputs  map[string]func(*v1alpha1.TrustSpec) trustOutput
 	restarts restartGate
 }
 
 // NewTrust returns the node trust reconciler.
-func NewTrust(d NodeDeps) *Trust {
-	return &Trust{NodeDeps: d, outputs: map[string]func(*v1alpha1.TrustSpec) trustOutput{
+func NewTrust(d Deps, o NodeOptions) *Trust {
+	return &Trust{nodeBase: newNodeBase(d, reconciler.Trust, o), outputs: map[string]func(*v1alpha1.TrustSpec) trustOutput{
 		v1alpha1.RuntimeDocker: func(t *v1alpha1.TrustSpec) trustOutput {
 			return &certsDirOutput{roots: t.CertsDirs, files: caFile}
 		},

@@ -24,7 +24,7 @@ func validateApp(t *testing.T, doc []byte) error {
 	t.Helper()
 	schemaOnce.Do(func() {
 		var b []byte
-		if b, schemaErr = os.ReadFile("../marathonsim/schema/AppDefinition.json"); schemaErr != nil {
+		if b, schemaErr = os.ReadFile("../testing/marathonsim/schema/AppDefinition.json"); schemaErr != nil {
 			return
 		}
 		var s map[string]any

@@ -285,7 +285,7 @@ func TestHandshakeDeadline(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dir, "kh"), nil, 0o600))
 	e, _, _ := newExecutor(t)
 	cfg := Config{User: "root", PrivateKeyFile: filepath.Join(dir, "id"), KnownHostsFile: filepath.Join(dir, "kh"),
-		HostKeyPolicy: "strict", ConnectTimeout: 300 * time.Millisecond}
+		HostKeyPolicy: "strict", Concurrency: 1, ConnectTimeout: 300 * time.Millisecond, CommandTimeout: time.Second}
 	err = e.Do(context.Background(), cfg, l.Addr().String(), func(context.Context, Conn) error { return nil })
 	var ce *ConnectError
 	if !errors.As(err, &ce) {
