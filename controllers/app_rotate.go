@@ -9,7 +9,6 @@ import (
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/marathon"
 	pkipkg "github.com/registry-operator/registry-operator/internal/pki"
-	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -80,29 +79,33 @@ func (r *AppReconciler) restart(ctx context.Context, p *pass, pki state.PKI, pr 
 
 // placed reports whether placement has put the current chain on the
 // agents running the app, or on every agent when the app's agents cannot
-// be matched to known nodes.
+// be matched to known nodes. It reads placement's CertificatePlacement view.
 func (r *AppReconciler) placed(p *pass, pki state.PKI) (bool, []string) {
 	if !p.spec.PlacementEnabled() {
 		return true, nil // nothing places certificates: the restart is all there is
 	}
-	nodes := r.Store.Nodes()
+	placement := r.Store.CertificatePlacement()
+	everywhere := func() (bool, []string) {
+		m := placement.Missing(pki.ServerHash)
+		return len(m) == 0, m
+	}
 	var missing []string
 	for _, h := range p.st.Hosts {
-		n, ok := findNode(nodes, h)
+		n, ok := findNode(placement.Nodes, h)
 		if !ok {
-			return r.Store.NodesCarry(reconciler.Placement, pki.ServerHash)
+			return everywhere()
 		}
-		if n.Concerns[reconciler.Placement].Hash != pki.ServerHash {
+		if n.Hash != pki.ServerHash {
 			missing = append(missing, n.Address)
 		}
 	}
 	if len(p.st.Hosts) == 0 {
-		return r.Store.NodesCarry(reconciler.Placement, pki.ServerHash)
+		return everywhere()
 	}
 	return len(missing) == 0, missing
 }
 
-func findNode(nodes []state.Node, host string) (state.Node, bool) {
+func findNode(nodes []state.PlacedNode, host string) (state.PlacedNode, bool) {
 	for _, n := range nodes {
 		h, _, err := net.SplitHostPort(n.Address)
 		if err != nil {
@@ -112,7 +115,7 @@ func findNode(nodes []state.Node, host string) (state.Node, bool) {
 			return n, true
 		}
 	}
-	return state.Node{}, false
+	return state.PlacedNode{}, false
 }
 
 func b2f(b bool) float64 {

@@ -212,7 +212,7 @@ func TestCertificatesRotationWaitsForEveryNode(t *testing.T) {
 	e.reconcile()
 	old := e.store.PKI()
 	carry := func(addr, hash string) {
-		e.store.SetConcern(addr, reconciler.Trust, state.Concern{InSync: true, Hash: hash})
+		e.store.SetConcern(addr, reconciler.Trust, state.Concern{InSync: true, Hash: hash, Checked: e.clk.Now()})
 	}
 	carry("198.18.0.2", old.BundleHash)
 	carry("198.18.0.3", old.BundleHash)
@@ -229,7 +229,6 @@ func TestCertificatesRotationWaitsForEveryNode(t *testing.T) {
 		after != pki.PollWhileWaiting {
 		t.Fatalf("must wait for the trust reconciler: %q %v", p.Pending, after)
 	}
-	e.store.UpdateReconciler(reconciler.Trust, func(r *state.ReconcilerStatus) { r.LastRun = e.clk.Now() })
 	carry("198.18.0.2", pub.BundleHash)
 	e.reconcile()
 	if p := e.store.PKI(); p.Rotation != pki.PhasePublishing || !strings.Contains(strings.Join(p.Pending, " "), "198.18.0.3") {

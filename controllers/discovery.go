@@ -55,6 +55,7 @@ func (d *Discovery) Reconcile(ctx context.Context, key string) (manager.Result, 
 	spec := d.Spec()
 	if !spec.NodesEnabled() {
 		d.setFleet(spec, nil)
+		d.Store.SetFleetListed(d.Clock.Now())
 		return manager.Result{}, nil
 	}
 	var mesos []nodes.Agent
@@ -74,6 +75,7 @@ func (d *Discovery) Reconcile(ctx context.Context, key string) (manager.Result, 
 		fleet = append(fleet, state.Node{Address: a.Address, Hostname: a.Hostname, Source: a.Source})
 	}
 	d.setFleet(spec, fleet)
+	d.Store.SetFleetListed(d.Clock.Now())
 	d.enqueueAll(spec)
 	return manager.Result{}, nil
 }

@@ -199,15 +199,16 @@ func dockerdIdentity(ctx context.Context, c nodes.Conn) (string, error) {
 	return fmt.Sprintf("boot %s pid %s start %s", strings.TrimSpace(string(boot)), pid, f[19]), nil
 }
 
-// isRegistryAgent: the registry runs there (Marathon's task hosts, as the
-// app reconciler saw them) or, before any task is known, may run there.
+// isRegistryAgent: the registry runs there (Marathon's task hosts: the app
+// reconciler's AppPlacement view) or, before any task is known, may run
+// there (the spec's hostname constraints).
 func (t *Trust) isRegistryAgent(spec *v1alpha1.Spec, node string) bool {
 	if spec.App == nil {
 		return false
 	}
 	n, _ := t.Store.Node(node)
 	ip := hostOnly(node)
-	if a, ok := t.Store.App(spec.App.ID); ok && len(a.Hosts) > 0 {
+	if a := t.Store.AppPlacement(spec.App.ID); a.Observed && len(a.Hosts) > 0 {
 		return slices.Contains(a.Hosts, ip) || (n.Hostname != "" && slices.Contains(a.Hosts, n.Hostname))
 	}
 	match, err := matchHostConstraints(spec.App.Constraints, n.Hostname, ip)

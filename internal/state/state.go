@@ -1,7 +1,8 @@
 // Package state is the operator's in-memory picture of the cluster. Each
-// reconciler owns one slice and is its only writer; the others, the metrics
-// collector and the status page only read. Readers get copies, so nothing a
-// reader holds changes under it.
+// reconciler owns one slice and is its only writer; the metrics collector
+// and the status page read it all, and other reconcilers read it only
+// through the views in views.go. Readers get copies, so nothing a reader
+// holds changes under it.
 package state
 
 import (
@@ -138,6 +139,8 @@ type Store struct {
 	probe       Probe
 	reconcilers map[string]ReconcilerStatus
 	listeners   map[string][]func()
+
+	fleetListed time.Time // FleetListed: discovery's view
 
 	// nodesVer changes whenever a node's classification for the nodes
 	// gauge could have changed; counts caches the last CountNodes result.
