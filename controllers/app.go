@@ -16,7 +16,6 @@ import (
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/marathon"
-	"github.com/registry-operator/registry-operator/internal/metrics"
 	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
@@ -33,7 +32,8 @@ type MarathonClient interface {
 
 // AppOptions are the app reconciler's optional dependencies.
 type AppOptions struct {
-	// Owner is metadata.name: the value of the owner label on the apps.
+	// Owner is metadata.name (defaulted): the value of the owner label on
+	// the apps.
 	Owner string
 	// NewClient builds a Marathon client for spec.marathon; the reconciler
 	// builds a new one when that section changes.
@@ -53,12 +53,8 @@ type AppOptions struct {
 // (AppKeys). It never deletes an app, never scales because Marathon
 // failed, and touches only the app ids the spec names.
 type AppReconciler struct {
-	spec    func() *v1alpha1.Spec
-	store   *state.Store
-	metrics *metrics.Metrics
-	clock   clock.Clock
-	log     logr.Logger
-	opts    AppOptions
+	Deps
+	opts AppOptions
 
 	mu        sync.Mutex
 	client    MarathonClient
@@ -81,14 +77,10 @@ type appTrack struct {
 }
 
 // NewApp builds the app reconciler.
-func NewApp(spec func() *v1alpha1.Spec, st *state.Store, m *metrics.Metrics, clk clock.Clock, log logr.Logger,
-	opts AppOptions) *AppReconciler {
-	if opts.Owner == "" {
-		opts.Owner = "registry"
-	}
+func NewApp(d Deps, opts AppOptions) *AppReconciler {
 	if opts.NewClient == nil {
 		opts.NewClient = func(ms *v1alpha1.MarathonSpec) (MarathonClient, error) {
-			return marathon.New(marathon.OptionsFromSpec(ms, m))
+			return marathon.New(marathon.OptionsFromSpec(ms, d.Metrics))
 		}
 	}
 	if opts.ReadFile == nil {
@@ -103,8 +95,7 @@ func NewApp(spec func() *v1alpha1.Spec, st *state.Store, m *metrics.Metrics, clk
 	if opts.ProbeTimeout <= 0 {
 		opts.ProbeTimeout = 10 * time.Second
 	}
-	return &AppReconciler{spec: spec, store: st, metrics: m, clock: clk, log: log.WithName(reconciler.App),
-		opts: opts, track: map[string]*appTrack{}}
+	return &AppReconciler{Deps: d.named(reconciler.App), opts: opts, track: map[string]*appTrack{}}
 }
 
 // AppKeys lists the app ids the spec names: the registry app and, when
@@ -136,20 +127,17 @@ type pass struct {
 
 // Reconcile implements manager.Reconciler.
 func (r *AppReconciler) Reconcile(ctx context.Context, key string) (manager.Result, error) {
-	spec := r.spec()
+	spec := r.Spec()
 	if !slices.Contains(AppKeys(spec), key) {
 		r.forget(key)
 		return manager.Result{}, nil
 	}
-	p := &pass{key: key, spec: spec, now: r.clock.Now(), log: r.log.WithValues("app", key), tr: r.trackOf(key),
-		timeout: v1alpha1.DefaultDeploymentTimeout}
-	if spec.App != nil && spec.App.DeploymentTimeout.Duration > 0 {
-		p.timeout = spec.App.DeploymentTimeout.Duration
-	}
-	prev, _ := r.store.App(key)
+	p := &pass{key: key, spec: spec, now: r.Clock.Now(), log: r.Log.WithValues("app", key), tr: r.trackOf(key),
+		timeout: spec.DeploymentTimeout()}
+	prev, _ := r.Store.App(key)
 	p.st = state.App{ID: key, Checked: p.now, RestartedForGeneration: prev.RestartedForGeneration,
 		ServedSerial: prev.ServedSerial}
-	r.metrics.InitApp(key)
+	r.Metrics.InitApp(key)
 
 	var err error
 	if p.desired, err = r.build(spec, key); err != nil {
@@ -159,6 +147,12 @@ func (r *AppReconciler) Reconcile(ctx context.Context, key string) (manager.Resu
 	p.st.Desired = p.desired.Instances
 	if p.client, err = r.clientFor(spec.Marathon); err != nil {
 		return r.fail(p, prev, err)
+	}
+	// The one place report mode is decided for the apps: a report-mode
+	// pass reads Marathon and every write it would send is recorded
+	// instead (writeFailed meets marathon.ErrNotSent).
+	if spec.Report() {
+		p.client = marathon.Recording(p.client)
 	}
 	cur, err := p.client.GetApp(ctx, key)
 	switch {
@@ -237,7 +231,6 @@ func (r *AppReconciler) follow(p *pass, cur *marathon.AppStatus) (manager.Result
 	err := fmt.Errorf("deployment %s (%s of %s) has not finished after %s (app.deploymentTimeout): Marathon never "+
 		"times deployments out; check the tasks and /v2/queue, or change the spec so the operator forces a new one",
 		tr.deployment, tr.deployKind, p.key, age.Round(time.Second))
-	p.log.Info("deployment stuck", "deployment", tr.deployment, "age", age.String())
 	res, err := r.record(p, err)
 	return res, true, err
 }
@@ -283,11 +276,11 @@ func (r *AppReconciler) publish(p *pass) {
 	if len(p.st.Diff) > 0 {
 		p.st.InSync = false
 	}
-	r.store.SetApp(p.st)
-	r.metrics.AppInstances.WithLabelValues(p.key, "desired").Set(float64(p.st.Desired))
-	r.metrics.AppInstances.WithLabelValues(p.key, "running").Set(float64(p.st.Running))
-	r.metrics.AppInstances.WithLabelValues(p.key, "healthy").Set(float64(p.st.Healthy))
-	r.metrics.SetOutOfSync(reconciler.App, p.key, !p.st.InSync)
+	r.Store.SetApp(p.st)
+	r.Metrics.AppInstances.WithLabelValues(p.key, "desired").Set(float64(p.st.Desired))
+	r.Metrics.AppInstances.WithLabelValues(p.key, "running").Set(float64(p.st.Running))
+	r.Metrics.AppInstances.WithLabelValues(p.key, "healthy").Set(float64(p.st.Healthy))
+	r.Metrics.SetOutOfSync(reconciler.App, p.key, !p.st.InSync)
 }
 
 // forget drops an app the spec no longer names from state and metrics. The
@@ -296,8 +289,8 @@ func (r *AppReconciler) forget(key string) {
 	r.mu.Lock()
 	delete(r.track, key)
 	r.mu.Unlock()
-	r.store.RemoveApp(key)
-	r.metrics.ForgetApp(key)
+	r.Store.RemoveApp(key)
+	r.Metrics.ForgetApp(key)
 }
 
 func (r *AppReconciler) trackOf(key string) *appTrack {
@@ -346,7 +339,7 @@ func (r *AppReconciler) clientFor(m *v1alpha1.MarathonSpec) (MarathonClient, err
 // (events in the gap are lost). It returns when ctx ends. The periodic
 // resync stays necessary: events can be dropped and reordered.
 func (r *AppReconciler) Watch(ctx context.Context, enqueue func(key string)) error {
-	spec := r.spec()
+	spec := r.Spec()
 	if spec.Marathon == nil || !spec.Marathon.EventStreamEnabled() {
 		<-ctx.Done()
 		return ctx.Err()
@@ -355,8 +348,8 @@ func (r *AppReconciler) Watch(ctx context.Context, enqueue func(key string)) err
 	if err != nil {
 		return err
 	}
-	return c.Watch(ctx, r.clock, r.log, func(e marathon.Event) {
-		keys := AppKeys(r.spec())
+	return c.Watch(ctx, r.Clock, r.Log, func(e marathon.Event) {
+		keys := AppKeys(r.Spec())
 		if e.Type == marathon.EventAttached {
 			for _, k := range keys {
 				enqueue(k)

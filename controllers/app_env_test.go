@@ -125,7 +125,8 @@ func newAppEnv(t *testing.T, edit func(*v1alpha1.Spec)) *appEnv {
 	}
 	e.spec.Store(&r.Spec)
 	e.store.SetFleet([]state.Node{{Address: "198.18.0.11", Hostname: "agent-1", Source: "static"}})
-	e.rec = NewApp(func() *v1alpha1.Spec { return e.spec.Load() }, e.store, e.metrics, e.clock, testr.New(t),
+	e.rec = NewApp(Deps{Spec: func() *v1alpha1.Spec { return e.spec.Load() }, Store: e.store, Metrics: e.metrics,
+		Clock: e.clock, Log: testr.New(t)},
 		AppOptions{Owner: "registry", PollInterval: time.Millisecond,
 			Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 				return (&net.Dialer{}).DialContext(ctx, network, regAddr)

@@ -9,7 +9,6 @@ import (
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/marathon"
 	pkipkg "github.com/registry-operator/registry-operator/internal/pki"
-	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -23,7 +22,7 @@ import (
 // certificate was placed) is adopted without a restart.
 func (r *AppReconciler) rotate(ctx context.Context, p *pass, cur *marathon.AppStatus) (manager.Result, error) {
 	healthErr := r.healthError(p)
-	pki := r.store.PKI()
+	pki := r.Store.PKI()
 	if !pki.Ready || len(pki.ServerChain) == 0 {
 		return r.record(p, healthErr) // nothing issued yet: the certificate reconciler will notify
 	}
@@ -40,12 +39,12 @@ func (r *AppReconciler) rotate(ctx context.Context, p *pass, cur *marathon.AppSt
 	if len(endpoints) == 0 {
 		return r.record(p, healthErr) // tasks are starting: the next pass probes
 	}
-	start := r.clock.Now()
+	start := r.Clock.Now()
 	pr := probeRegistry(ctx, r.opts.Dial, p.spec.Registry, pki, endpoints, r.opts.ProbeTimeout)
-	pr.Duration, pr.Checked = r.clock.Since(start), start
-	r.store.SetProbe(pr.Probe)
-	r.metrics.ProbeDuration.Set(pr.Duration.Seconds())
-	r.metrics.ProbeSuccess.Set(b2f(pr.Success))
+	pr.Duration, pr.Checked = r.Clock.Since(start), start
+	r.Store.SetProbe(pr.Probe)
+	r.Metrics.ProbeDuration.Set(pr.Duration.Seconds())
+	r.Metrics.ProbeSuccess.Set(b2f(pr.Success))
 	p.st.ServedSerial = pr.Serial
 	if pr.Current {
 		p.st.RestartedForGeneration = max(p.st.RestartedForGeneration, pki.Generation)
@@ -68,9 +67,6 @@ func (r *AppReconciler) restart(ctx context.Context, p *pass, pki state.PKI, pr 
 		return r.recordRequeue(p, nil)
 	}
 	p.st.Diff = append(p.st.Diff, line)
-	if p.spec.Report() {
-		return r.record(p, nil)
-	}
 	dep, err := p.client.RestartApp(ctx, p.key, false)
 	if err != nil {
 		return r.writeFailed(p, err)
@@ -83,29 +79,33 @@ func (r *AppReconciler) restart(ctx context.Context, p *pass, pki state.PKI, pr 
 
 // placed reports whether placement has put the current chain on the
 // agents running the app, or on every agent when the app's agents cannot
-// be matched to known nodes.
+// be matched to known nodes. It reads placement's CertificatePlacement view.
 func (r *AppReconciler) placed(p *pass, pki state.PKI) (bool, []string) {
 	if !p.spec.PlacementEnabled() {
 		return true, nil // nothing places certificates: the restart is all there is
 	}
-	nodes := r.store.Nodes()
+	placement := r.Store.CertificatePlacement()
+	everywhere := func() (bool, []string) {
+		m := placement.Missing(pki.ServerHash)
+		return len(m) == 0, m
+	}
 	var missing []string
 	for _, h := range p.st.Hosts {
-		n, ok := findNode(nodes, h)
+		n, ok := findNode(placement.Nodes, h)
 		if !ok {
-			return r.store.NodesCarry(reconciler.Placement, pki.ServerHash)
+			return everywhere()
 		}
-		if n.Concerns[reconciler.Placement].Hash != pki.ServerHash {
+		if n.Hash != pki.ServerHash {
 			missing = append(missing, n.Address)
 		}
 	}
 	if len(p.st.Hosts) == 0 {
-		return r.store.NodesCarry(reconciler.Placement, pki.ServerHash)
+		return everywhere()
 	}
 	return len(missing) == 0, missing
 }
 
-func findNode(nodes []state.Node, host string) (state.Node, bool) {
+func findNode(nodes []state.PlacedNode, host string) (state.PlacedNode, bool) {
 	for _, n := range nodes {
 		h, _, err := net.SplitHostPort(n.Address)
 		if err != nil {
@@ -115,7 +115,7 @@ func findNode(nodes []state.Node, host string) (state.Node, bool) {
 			return n, true
 		}
 	}
-	return state.Node{}, false
+	return state.PlacedNode{}, false
 }
 
 func b2f(b bool) float64 {

@@ -13,9 +13,6 @@ import (
 
 func (r *AppReconciler) create(ctx context.Context, p *pass) (manager.Result, error) {
 	p.st.Diff = []string{"app: <unset> -> create " + p.desired.Container.Docker.Image}
-	if p.spec.Report() {
-		return r.record(p, nil)
-	}
 	if p.tr.rejected == p.hash {
 		return r.record(p, manager.TerminalError(p.tr.rejectedErr))
 	}
@@ -28,7 +25,7 @@ func (r *AppReconciler) create(ctx context.Context, p *pass) (manager.Result, er
 		return r.writeFailed(p, err)
 	}
 	if drift {
-		r.metrics.DriftCorrections.WithLabelValues(reconciler.App).Inc()
+		r.Metrics.DriftCorrections.WithLabelValues(reconciler.App).Inc()
 		p.log.Info("recreating app that was deleted", "deployment", dep)
 	} else {
 		p.log.Info("created app", "deployment", dep)
@@ -38,10 +35,6 @@ func (r *AppReconciler) create(ctx context.Context, p *pass) (manager.Result, er
 }
 
 func (r *AppReconciler) update(ctx context.Context, p *pass, cur *marathon.AppStatus) (manager.Result, error) {
-	if p.spec.Report() {
-		p.log.Info("app differs from the spec (report mode: not changed)", "diff", p.st.Diff)
-		return r.record(p, nil)
-	}
 	if p.tr.rejected == p.hash {
 		return r.record(p, manager.TerminalError(p.tr.rejectedErr))
 	}
@@ -73,7 +66,7 @@ func (r *AppReconciler) update(ctx context.Context, p *pass, cur *marathon.AppSt
 		return r.writeFailed(p, err)
 	}
 	if drift {
-		r.metrics.DriftCorrections.WithLabelValues(reconciler.App).Inc()
+		r.Metrics.DriftCorrections.WithLabelValues(reconciler.App).Inc()
 		p.log.Info("repairing drift", "diff", p.st.Diff, "deployment", dep)
 	} else {
 		p.log.Info("updating app to the spec", "diff", p.st.Diff, "deployment", dep)
@@ -83,9 +76,14 @@ func (r *AppReconciler) update(ctx context.Context, p *pass, cur *marathon.AppSt
 	return r.recordRequeue(p, nil)
 }
 
-// writeFailed handles a refused write: wait on a lock, stop on a rejection,
-// back off on anything else. It never retries a write by itself.
+// writeFailed handles a write that did not happen: withheld in report mode,
+// wait on a lock, stop on a rejection, back off on anything else. It never
+// retries a write by itself.
 func (r *AppReconciler) writeFailed(p *pass, err error) (manager.Result, error) {
+	if errors.Is(err, marathon.ErrNotSent) {
+		p.log.Info("app differs from the spec (report mode: not changed)", "diff", p.st.Diff)
+		return r.record(p, nil)
+	}
 	var me *marathon.Error
 	errors.As(err, &me)
 	switch marathon.KindOf(err) {
@@ -98,7 +96,7 @@ func (r *AppReconciler) writeFailed(p *pass, err error) (manager.Result, error) 
 	case marathon.KindInvalid:
 		p.tr.rejected = p.hash
 		p.tr.rejectedErr = fmt.Errorf("app %s rejected by Marathon: %w; fix the spec (the operator will not resend it)", p.key, err)
-		p.log.Error(err, "Marathon rejected the app definition", "details", me.DetailLines())
+		// Returned, not logged: the manager logs it once, details included.
 		p.st.Diff = append(p.st.Diff, prefixed("rejected ", me.DetailLines())...)
 		return r.record(p, manager.TerminalError(p.tr.rejectedErr))
 	case marathon.KindNotFound:

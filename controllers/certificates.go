@@ -8,12 +8,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/go-logr/logr"
-	"k8s.io/utils/clock"
-
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
-	"github.com/registry-operator/registry-operator/internal/metrics"
 	"github.com/registry-operator/registry-operator/internal/pki"
 	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
@@ -30,37 +26,29 @@ const MaxCertificatesRequeue = time.Hour
 // issues, renews and rotates them in tls.stateDir (or validates provided
 // ones) and publishes the result as the cluster state's PKI slice.
 type Certificates struct {
-	spec      func() *v1alpha1.Spec
-	store     *state.Store
-	metrics   *metrics.Metrics
-	clock     clock.PassiveClock
-	log       logr.Logger
+	Deps
 	openStore func(*v1alpha1.Spec) pki.Store
 }
 
-// CertificatesOption adjusts a Certificates reconciler.
-type CertificatesOption func(*Certificates)
-
-// WithPKIStore replaces the tls.stateDir directory store, e.g. with one
-// kept in ZooKeeper so every instance shares the state.
-func WithPKIStore(open func(*v1alpha1.Spec) pki.Store) CertificatesOption {
-	return func(c *Certificates) { c.openStore = open }
+// CertificatesOptions are the certificate reconciler's own options.
+type CertificatesOptions struct {
+	// PKIStore replaces the tls.stateDir directory store, e.g. with one
+	// kept in ZooKeeper so every instance shares the state.
+	PKIStore func(*v1alpha1.Spec) pki.Store
 }
 
 // NewCertificates returns the certificate reconciler.
-func NewCertificates(spec func() *v1alpha1.Spec, st *state.Store, m *metrics.Metrics, clk clock.PassiveClock,
-	log logr.Logger, opts ...CertificatesOption) *Certificates {
-	c := &Certificates{spec: spec, store: st, metrics: m, clock: clk, log: log,
-		openStore: func(s *v1alpha1.Spec) pki.Store { return pki.NewDirStore(s.TLS.StateDir) }}
-	for _, o := range opts {
-		o(c)
+func NewCertificates(d Deps, o CertificatesOptions) *Certificates {
+	c := &Certificates{Deps: d.named(reconciler.Certificates), openStore: o.PKIStore}
+	if c.openStore == nil {
+		c.openStore = func(s *v1alpha1.Spec) pki.Store { return pki.NewDirStore(s.TLS.StateDir) }
 	}
 	return c
 }
 
 // Reconcile implements manager.Reconciler.
 func (c *Certificates) Reconcile(ctx context.Context, _ string) (manager.Result, error) {
-	spec := c.spec()
+	spec := c.Spec()
 	if spec == nil || !spec.TLSEnabled() {
 		return manager.Result{}, nil
 	}
@@ -76,7 +64,7 @@ func (c *Certificates) Reconcile(ctx context.Context, _ string) (manager.Result,
 }
 
 func (c *Certificates) reconcileSelfSigned(ctx context.Context, spec *v1alpha1.Spec, p pki.Params) (manager.Result, error) {
-	now := c.clock.Now()
+	now := c.Clock.Now()
 	st := c.openStore(spec)
 	files, bad, err := load(ctx, st)
 	if err != nil {
@@ -89,7 +77,7 @@ func (c *Certificates) reconcileSelfSigned(ctx context.Context, spec *v1alpha1.S
 			bad = append(bad, e)
 		}
 	}
-	g := &gates{spec: spec, store: c.store}
+	g := &gates{spec: spec, store: c.Store}
 	plan, err := pki.Decide(files, m, bad, p, now, g)
 	if err != nil {
 		c.notReady(spec, fmt.Sprintf("%s: %v", st.Where(), err))
@@ -106,7 +94,7 @@ func (c *Certificates) reconcileSelfSigned(ctx context.Context, spec *v1alpha1.S
 		}
 		// A regenerated state.json restarts the count; the generation must
 		// still grow or the registry would not be restarted for the change.
-		if pg := c.store.PKI().Generation; next.Server != m.Server && next.Meta.Generation <= pg {
+		if pg := c.Store.PKI().Generation; next.Server != m.Server && next.Meta.Generation <= pg {
 			next.Meta.Generation = pg + 1
 		}
 		if err := pki.Verify(next, p.Names, now); err != nil {
@@ -124,12 +112,12 @@ func (c *Certificates) reconcileSelfSigned(ctx context.Context, spec *v1alpha1.S
 			return manager.Result{}, err
 		}
 		for _, i := range issued {
-			c.log.Info("issued certificate", "cert", i.Cert, "serial", i.Serial, "notAfter", i.NotAfter,
+			c.Log.Info("issued certificate", "cert", i.Cert, "serial", i.Serial, "notAfter", i.NotAfter,
 				"reason", i.Reason, "store", st.Where())
 		}
 		for _, a := range plan.Actions {
 			if a.Cert == "ca" || a.Cert == "state" {
-				c.log.Info("updated certificate state", "action", a.Verb, "reason", a.Reason, "store", st.Where())
+				c.Log.Info("updated certificate state", "action", a.Verb, "reason", a.Reason, "store", st.Where())
 			}
 		}
 		if plan, err = pki.Decide(nf, next, nil, p, now, g); err != nil {
@@ -142,7 +130,7 @@ func (c *Certificates) reconcileSelfSigned(ctx context.Context, spec *v1alpha1.S
 		pending = append(pending, plan.Waiting)
 	}
 	c.publish(spec, m, p, pending)
-	c.metrics.SetOutOfSync(reconciler.Certificates, CertificatesKey, false)
+	c.Metrics.SetOutOfSync(reconciler.Certificates, CertificatesKey, false)
 	if plan.Changes() { // a multi-step change: take the next step at once
 		return manager.Result{RequeueAfter: time.Second}, nil
 	}
@@ -165,16 +153,16 @@ func (c *Certificates) report(spec *v1alpha1.Spec, m *pki.Material, plan *pki.Pl
 		c.publish(spec, m, p, pending)
 	} else {
 		c.notReady(spec, "no certificates in "+spec.TLS.StateDir+" yet")
-		pk := c.store.PKI()
+		pk := c.Store.PKI()
 		pk.Pending = pending
-		c.store.SetPKI(pk)
+		c.Store.SetPKI(pk)
 	}
-	c.metrics.SetOutOfSync(reconciler.Certificates, CertificatesKey, plan.Changes())
+	c.Metrics.SetOutOfSync(reconciler.Certificates, CertificatesKey, plan.Changes())
 	return manager.Result{ResyncAfter: requeueAfter(plan.NextCheck, now)}, nil
 }
 
 func (c *Certificates) reconcileProvided(spec *v1alpha1.Spec, p pki.Params) (manager.Result, error) {
-	now := c.clock.Now()
+	now := c.Clock.Now()
 	pr := spec.TLS.Provided
 	if pr == nil {
 		err := errors.New("tls.mode is provided but tls.provided (certFile, keyFile, caFile) is not set")
@@ -186,7 +174,7 @@ func (c *Certificates) reconcileProvided(spec *v1alpha1.Spec, p pki.Params) (man
 		c.notReady(spec, err.Error())
 		return manager.Result{}, err
 	}
-	prev := c.store.PKI()
+	prev := c.Store.PKI()
 	leaf := pv.Server.Cert
 	renew := pki.RenewalTime(leaf.NotBefore, leaf.NotAfter, p.Server.RenewBefore)
 	out := state.PKI{
@@ -201,17 +189,17 @@ func (c *Certificates) reconcileProvided(spec *v1alpha1.Spec, p pki.Params) (man
 	}
 	if out.ServerHash != prev.ServerHash {
 		out.Generation++
-		c.log.Info("using provided certificate", "serial", pki.Serial(leaf), "notAfter", leaf.NotAfter, "file", pr.CertFile)
+		c.Log.Info("using provided certificate", "serial", pki.Serial(leaf), "notAfter", leaf.NotAfter, "file", pr.CertFile)
 	}
 	if spec.Report() && !now.Before(renew) {
 		out.Pending = []string{fmt.Sprintf("renew %s: its renewal time %s has passed (the operator does not renew provided certificates)",
 			pr.CertFile, renew.UTC().Format(time.RFC3339))}
 	}
-	c.store.SetPKI(out)
+	c.Store.SetPKI(out)
 	c.setMetrics("server", leaf.NotAfter, renew, true)
 	ca := earliestExpiry(pv.CAs)
 	c.setMetrics("ca", ca.NotAfter, time.Time{}, true)
-	c.metrics.SetOutOfSync(reconciler.Certificates, CertificatesKey, false)
+	c.Metrics.SetOutOfSync(reconciler.Certificates, CertificatesKey, false)
 	next := renew
 	if !now.Before(renew) {
 		next = leaf.NotAfter
@@ -242,7 +230,7 @@ func (c *Certificates) publish(spec *v1alpha1.Spec, m *pki.Material, p pki.Param
 	if r := m.Meta.Rotation; r != nil {
 		out.Rotation = r.Phase
 	}
-	c.store.SetPKI(out)
+	c.Store.SetPKI(out)
 	c.setMetrics("server", leaf.NotAfter, srvRenew, true)
 	c.setMetrics("ca", ca.NotAfter, caRenew, true)
 }
@@ -251,25 +239,25 @@ func (c *Certificates) publish(spec *v1alpha1.Spec, m *pki.Material, p pki.Param
 // published before stays, so no other reconciler withdraws trust or a
 // served certificate because of a fault here.
 func (c *Certificates) notReady(spec *v1alpha1.Spec, reason string) {
-	pk := c.store.PKI()
+	pk := c.Store.PKI()
 	pk.Ready, pk.Reason, pk.Pending = false, reason, nil
 	if spec != nil && spec.TLS != nil {
 		pk.Mode = spec.TLS.Mode
 	}
-	c.store.SetPKI(pk)
-	c.metrics.CertReady.WithLabelValues("ca").Set(0)
-	c.metrics.CertReady.WithLabelValues("server").Set(0)
-	c.metrics.SetOutOfSync(reconciler.Certificates, CertificatesKey, true)
+	c.Store.SetPKI(pk)
+	c.Metrics.CertReady.WithLabelValues("ca").Set(0)
+	c.Metrics.CertReady.WithLabelValues("server").Set(0)
+	c.Metrics.SetOutOfSync(reconciler.Certificates, CertificatesKey, true)
 }
 
 func (c *Certificates) setMetrics(cert string, notAfter, renewal time.Time, ready bool) {
-	c.metrics.CertExpiration.WithLabelValues(cert).Set(unix(notAfter))
-	c.metrics.CertRenewal.WithLabelValues(cert).Set(unix(renewal))
+	c.Metrics.CertExpiration.WithLabelValues(cert).Set(unix(notAfter))
+	c.Metrics.CertRenewal.WithLabelValues(cert).Set(unix(renewal))
 	v := 0.0
 	if ready {
 		v = 1
 	}
-	c.metrics.CertReady.WithLabelValues(cert).Set(v)
+	c.Metrics.CertReady.WithLabelValues(cert).Set(v)
 }
 
 // load reads the set; corruption comes back next to what could be read.

@@ -6,12 +6,12 @@ import (
 	"time"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
-	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
-// gates tells a CA rotation whether the cluster has caught up, from what
-// the trust, discovery and app reconcilers record in the cluster state.
+// gates tells a CA rotation whether the cluster has caught up, from the
+// state views the trust, discovery and app reconcilers own: TrustApplied,
+// FleetListed and AppPlacement.
 type gates struct {
 	spec  *v1alpha1.Spec
 	store *state.Store
@@ -26,18 +26,19 @@ func (g *gates) BundleDistributed(bundle []byte, since time.Time) (bool, string)
 		return true, ""
 	}
 	hash := state.Hash(bundle)
-	if !g.ranSince(reconciler.Trust, since, false) {
+	applied := g.store.TrustApplied()
+	if !applied.LastPass.After(since) {
 		return false, "the trust reconciler has not run since the new CA was published"
 	}
-	fleet := g.store.Len()
+	fleet := len(applied.Nodes)
 	if fleet == 0 {
-		if !g.ranSince(reconciler.Discovery, since, true) {
+		if !g.store.FleetListed().After(since) {
 			return false, "no nodes known: waiting for discovery to succeed"
 		}
 		return true, ""
 	}
-	ok, missing := g.store.NodesCarry(reconciler.Trust, hash)
-	if ok {
+	missing := applied.Missing(hash)
+	if len(missing) == 0 {
 		return true, ""
 	}
 	shown := missing
@@ -56,25 +57,12 @@ func (g *gates) OldServerRetired(gen int64, _ time.Time) (bool, string) {
 	if !g.spec.AppEnabled() {
 		return false, "the registry app is not managed here, so the old CA stays trusted until the old server certificate expires"
 	}
-	a, ok := g.store.App(g.spec.App.ID)
-	if !ok {
+	a := g.store.AppPlacement(g.spec.App.ID)
+	if !a.Observed {
 		return false, fmt.Sprintf("app %s has not been observed yet", g.spec.App.ID)
 	}
 	if a.RestartedForGeneration < gen {
 		return false, fmt.Sprintf("app %s has not been restarted for certificate generation %d yet", g.spec.App.ID, gen)
 	}
 	return true, ""
-}
-
-func (g *gates) ranSince(name string, since time.Time, success bool) bool {
-	for _, r := range g.store.Reconcilers() {
-		if r.Name != name {
-			continue
-		}
-		if success {
-			return r.LastSuccess.After(since)
-		}
-		return r.LastRun.After(since)
-	}
-	return false
 }

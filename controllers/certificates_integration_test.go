@@ -104,8 +104,8 @@ func TestCertificatesServedByDockerRegistry(t *testing.T) {
 			}}
 			v1alpha1.Default(reg)
 			st := state.New()
-			rec := NewCertificates(func() *v1alpha1.Spec { return &reg.Spec }, st, metrics.New(metrics.BuildInfo{}),
-				clock.RealClock{}, logr.Discard())
+			rec := NewCertificates(Deps{Spec: func() *v1alpha1.Spec { return &reg.Spec }, Store: st,
+				Metrics: metrics.New(metrics.BuildInfo{}), Clock: clock.RealClock{}, Log: logr.Discard()}, CertificatesOptions{})
 			if _, err := rec.Reconcile(context.Background(), CertificatesKey); err != nil {
 				t.Fatal(err)
 			}
@@ -201,7 +201,8 @@ func TestCertificatesRotationKeepsClientsVerifying(t *testing.T) {
 	reg.Spec.TLS.CA.RotationOverlap = v1alpha1.D(time.Second)
 	st := state.New()
 	clk := clocktestingNow()
-	rec := NewCertificates(func() *v1alpha1.Spec { return &reg.Spec }, st, metrics.New(metrics.BuildInfo{}), clk, logr.Discard())
+	rec := NewCertificates(Deps{Spec: func() *v1alpha1.Spec { return &reg.Spec }, Store: st,
+		Metrics: metrics.New(metrics.BuildInfo{}), Clock: clk, Log: logr.Discard()}, CertificatesOptions{})
 	pass := func() state.PKI {
 		t.Helper()
 		if _, err := rec.Reconcile(context.Background(), CertificatesKey); err != nil {

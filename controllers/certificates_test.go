@@ -29,7 +29,7 @@ type certEnv struct {
 	spec  *v1alpha1.Spec
 	store *state.Store
 	m     *metrics.Metrics
-	clk   *clocktesting.FakePassiveClock
+	clk   *clocktesting.FakeClock
 	logs  *logLines
 	rec   *Certificates
 	dir   string
@@ -73,8 +73,9 @@ func newCertEnv(t *testing.T, mutate func(*v1alpha1.Registry)) *certEnv {
 	}
 	v1alpha1.Default(reg)
 	e := &certEnv{t: t, spec: &reg.Spec, store: state.New(), m: metrics.New(metrics.BuildInfo{}),
-		clk: clocktesting.NewFakePassiveClock(certT0), logs: &logLines{}, dir: dir}
-	e.rec = NewCertificates(func() *v1alpha1.Spec { return e.spec }, e.store, e.m, e.clk, e.logs.sink())
+		clk: clocktesting.NewFakeClock(certT0), logs: &logLines{}, dir: dir}
+	e.rec = NewCertificates(Deps{Spec: func() *v1alpha1.Spec { return e.spec }, Store: e.store, Metrics: e.m, Clock: e.clk,
+		Log: e.logs.sink()}, CertificatesOptions{})
 	return e
 }
 
@@ -211,7 +212,7 @@ func TestCertificatesRotationWaitsForEveryNode(t *testing.T) {
 	e.reconcile()
 	old := e.store.PKI()
 	carry := func(addr, hash string) {
-		e.store.SetConcern(addr, reconciler.Trust, state.Concern{InSync: true, Hash: hash})
+		e.store.SetConcern(addr, reconciler.Trust, state.Concern{InSync: true, Hash: hash, Checked: e.clk.Now()})
 	}
 	carry("198.18.0.2", old.BundleHash)
 	carry("198.18.0.3", old.BundleHash)
@@ -228,7 +229,6 @@ func TestCertificatesRotationWaitsForEveryNode(t *testing.T) {
 		after != pki.PollWhileWaiting {
 		t.Fatalf("must wait for the trust reconciler: %q %v", p.Pending, after)
 	}
-	e.store.UpdateReconciler(reconciler.Trust, func(r *state.ReconcilerStatus) { r.LastRun = e.clk.Now() })
 	carry("198.18.0.2", pub.BundleHash)
 	e.reconcile()
 	if p := e.store.PKI(); p.Rotation != pki.PhasePublishing || !strings.Contains(strings.Join(p.Pending, " "), "198.18.0.3") {
@@ -371,8 +371,9 @@ func (failingStore) Save(context.Context, pki.Files) error {
 
 func TestCertificatesSaveFailureLeavesStateAlone(t *testing.T) {
 	e := newCertEnv(t, nil)
-	e.rec = NewCertificates(func() *v1alpha1.Spec { return e.spec }, e.store, e.m, e.clk, e.logs.sink(),
-		WithPKIStore(func(s *v1alpha1.Spec) pki.Store { return failingStore{pki.NewDirStore(s.TLS.StateDir)} }))
+	e.rec = NewCertificates(Deps{Spec: func() *v1alpha1.Spec { return e.spec }, Store: e.store, Metrics: e.m, Clock: e.clk,
+		Log: e.logs.sink()},
+		CertificatesOptions{PKIStore: func(s *v1alpha1.Spec) pki.Store { return failingStore{pki.NewDirStore(s.TLS.StateDir)} }})
 	_, err := e.rec.Reconcile(context.Background(), CertificatesKey)
 	if err == nil || !strings.Contains(err.Error(), "no space") || e.store.PKI().Ready || e.logs.count("issued certificate") != 0 {
 		t.Fatalf("Reconcile = %v; an unsaved issuance must be neither published nor logged", err)

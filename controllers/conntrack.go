@@ -24,10 +24,12 @@ const (
 // across reboots: the sysctl.d file sets it at boot, and the modules-load.d
 // file loads nf_conntrack early enough for the key to exist then
 // (systemd-sysctl skips keys whose module is not loaded yet).
-type Conntrack struct{ NodeDeps }
+type Conntrack struct{ nodeBase }
 
 // NewConntrack returns the conntrack reconciler.
-func NewConntrack(d NodeDeps) *Conntrack { return &Conntrack{NodeDeps: d} }
+func NewConntrack(d Deps, o NodeOptions) *Conntrack {
+	return &Conntrack{nodeBase: newNodeBase(d, reconciler.Conntrack, o)}
+}
 
 // Reconcile implements manager.Reconciler for one node key.
 func (r *Conntrack) Reconcile(ctx context.Context, key string) (manager.Result, error) {
@@ -45,11 +47,10 @@ func (r *Conntrack) check(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec
 	persist := fmt.Sprintf("# Written by registry-operator: the DC/OS layer-4 load balancer needs liberal TCP window tracking.\n%s = %s\n",
 		BeLiberalKey, want)
 	modules := fmt.Sprintf("# Written by registry-operator: load nf_conntrack at boot so %s applies.\nnf_conntrack\n", ct.PersistFile)
-	report := spec.Report()
-	if _, err := syncFile(ctx, c, report, ct.PersistFile, []byte(persist), 0o644, o); err != nil {
+	if _, err := syncFile(ctx, c, ct.PersistFile, []byte(persist), 0o644, o); err != nil {
 		return err
 	}
-	if _, err := syncFile(ctx, c, report, ct.ModulesLoadFile, []byte(modules), 0o644, o); err != nil {
+	if _, err := syncFile(ctx, c, ct.ModulesLoadFile, []byte(modules), 0o644, o); err != nil {
 		return err
 	}
 	live, _, err := c.ReadFile(ctx, BeLiberalPath)
@@ -66,11 +67,10 @@ func (r *Conntrack) check(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec
 	have := strings.TrimSpace(string(live))
 	if have != want {
 		o.changes = append(o.changes, fmt.Sprintf("sysctl %s %s -> %s", BeLiberalKey, have, want))
-		if report {
-			o.pending = true
-			return nil
-		}
-		if err := c.WriteInPlace(ctx, BeLiberalPath, []byte(want+"\n")); err != nil {
+		switch err := c.WriteInPlace(ctx, BeLiberalPath, []byte(want+"\n")); {
+		case errors.Is(err, nodes.ErrNotApplied):
+			return nil // report mode: recorded, nothing to read back
+		case err != nil:
 			return fmt.Errorf("set %s: %w", BeLiberalKey, err)
 		}
 		after, _, err := c.ReadFile(ctx, BeLiberalPath)
@@ -81,7 +81,7 @@ func (r *Conntrack) check(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec
 			return fmt.Errorf("set %s to %s, but the kernel reports %s", BeLiberalKey, want, got)
 		}
 	}
-	if !o.pending {
+	if !o.isPending() {
 		o.carried = o.want
 	}
 	return nil

@@ -5,13 +5,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/go-logr/logr"
-	"k8s.io/utils/clock"
-
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
-	"github.com/registry-operator/registry-operator/internal/metrics"
 	"github.com/registry-operator/registry-operator/internal/nodes"
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -31,41 +28,45 @@ type ConnectionForgetter interface {
 // Discovery keeps the store's fleet equal to the agents Mesos reports plus
 // nodes.static, and asks the node reconcilers to look at every node.
 type Discovery struct {
-	spec    func() *v1alpha1.Spec
-	store   *state.Store
-	metrics *metrics.Metrics
-	clock   clock.PassiveClock
-	log     logr.Logger
-	agents  AgentLister
-	conns   ConnectionForgetter
-	enqueue func(reconciler, key string)
+	Deps
+	opts DiscoveryOptions
 }
 
-// NewDiscovery returns the discovery reconciler. enqueue is how node keys
-// reach the trust, conntrack and placement reconcilers (manager.Enqueue).
-func NewDiscovery(spec func() *v1alpha1.Spec, st *state.Store, m *metrics.Metrics, clk clock.PassiveClock,
-	log logr.Logger, agents AgentLister, conns ConnectionForgetter, enqueue func(reconciler, key string)) *Discovery {
-	return &Discovery{spec: spec, store: st, metrics: m, clock: clk, log: log, agents: agents, conns: conns, enqueue: enqueue}
+// DiscoveryOptions are the discovery reconciler's own dependencies.
+type DiscoveryOptions struct {
+	// Agents queries Mesos (NewMesosLister in production).
+	Agents AgentLister
+	// Conns, when set, drops the connections of nodes that left.
+	Conns ConnectionForgetter
+	// Enqueue is how node keys reach the trust, conntrack and placement
+	// reconcilers (manager.Enqueue).
+	Enqueue func(reconciler, key string)
+}
+
+// NewDiscovery returns the discovery reconciler.
+func NewDiscovery(d Deps, o DiscoveryOptions) *Discovery {
+	return &Discovery{Deps: d.named(reconciler.Discovery), opts: o}
 }
 
 // Reconcile implements manager.Reconciler. A failed Mesos query keeps the
 // last known fleet (an unreachable master must not look like "no agents")
 // and still has every known node looked at.
 func (d *Discovery) Reconcile(ctx context.Context, key string) (manager.Result, error) {
-	spec := d.spec()
+	spec := d.Spec()
 	if !spec.NodesEnabled() {
 		d.setFleet(spec, nil)
+		d.Store.SetFleetListed(d.Clock.Now())
 		return manager.Result{}, nil
 	}
 	var mesos []nodes.Agent
 	if m := spec.Nodes.Mesos; m != nil {
 		var err error
-		mesos, err = d.agents.Mesos(ctx, m.URL)
+		mesos, err = d.opts.Agents.Mesos(ctx, m.URL)
 		if err != nil {
 			d.enqueueAll(spec)
-			updateNodesGauge(spec, d.store, d.metrics)
+			updateNodesGauge(spec, d.Store, d.Metrics)
 			return manager.Result{}, fmt.Errorf("discover agents (keeping the last known %d nodes): %w",
-				d.store.Len(), err)
+				d.Store.Len(), err)
 		}
 		mesos = d.checked(mesos)
 	}
@@ -75,6 +76,7 @@ func (d *Discovery) Reconcile(ctx context.Context, key string) (manager.Result, 
 		fleet = append(fleet, state.Node{Address: a.Address, Hostname: a.Hostname, Source: a.Source})
 	}
 	d.setFleet(spec, fleet)
+	d.Store.SetFleetListed(d.Clock.Now())
 	d.enqueueAll(spec)
 	return manager.Result{}, nil
 }
@@ -84,32 +86,32 @@ func (d *Discovery) Reconcile(ctx context.Context, key string) (manager.Result, 
 func (d *Discovery) checked(agents []nodes.Agent) []nodes.Agent {
 	ok, bad := nodes.CheckedAgents(agents)
 	for _, err := range bad {
-		d.log.Info("mesos agent skipped: not a valid IP address or DNS name", "reason", err.Error())
+		d.Log.Info("mesos agent skipped: not a valid IP address or DNS name", "reason", err.Error())
 	}
-	d.metrics.RejectedAgents.Add(float64(len(bad)))
+	d.Metrics.RejectedAgents.Add(float64(len(bad)))
 	return ok
 }
 
 func (d *Discovery) setFleet(spec *v1alpha1.Spec, fleet []state.Node) {
-	before := d.store.Len()
-	removed := d.store.SetFleet(fleet)
+	before := d.Store.Len()
+	removed := d.Store.SetFleet(fleet)
 	for _, addr := range removed {
-		d.metrics.ForgetTarget(addr)
-		if d.conns != nil {
-			d.conns.Forget(addr)
+		d.Metrics.ForgetTarget(addr)
+		if d.opts.Conns != nil {
+			d.opts.Conns.Forget(addr)
 		}
 	}
 	if len(removed) > 0 || len(fleet) != before {
-		d.log.Info("fleet changed", "nodes", len(fleet), "removed", removed)
+		d.Log.Info("fleet changed", "nodes", len(fleet), "removed", removed)
 	}
-	updateNodesGauge(spec, d.store, d.metrics)
+	updateNodesGauge(spec, d.Store, d.Metrics)
 }
 
 func (d *Discovery) enqueueAll(spec *v1alpha1.Spec) {
 	rs := nodeReconcilers(spec)
-	for _, addr := range d.store.Addresses() {
+	for _, addr := range d.Store.Addresses() {
 		for _, r := range rs {
-			d.enqueue(r, addr)
+			d.opts.Enqueue(r, addr)
 		}
 	}
 }

@@ -65,8 +65,10 @@ func TestDiscoverySkipsHostileAgents(t *testing.T) {
 		mu.Unlock()
 	}, funcr.Options{})
 	var queued []string
-	d := NewDiscovery(e.deps.Spec, e.store, e.metrics, e.clock, log, &nodes.Discoverer{}, nil,
-		func(r, k string) { queued = append(queued, k) })
+	deps := e.deps
+	deps.Log = log
+	d := NewDiscovery(deps, DiscoveryOptions{Agents: &nodes.Discoverer{},
+		Enqueue: func(r, k string) { queued = append(queued, k) }})
 	if _, err := d.Reconcile(context.Background(), FleetKey); err != nil {
 		t.Fatal(err)
 	}

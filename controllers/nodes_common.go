@@ -8,9 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/go-logr/logr"
-	"k8s.io/utils/clock"
-
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/metrics"
@@ -24,14 +21,21 @@ type NodeExecutor interface {
 	Do(ctx context.Context, cfg nodes.Config, node string, fn func(ctx context.Context, c nodes.Conn) error) error
 }
 
-// NodeDeps are what every per-node reconciler needs.
-type NodeDeps struct {
-	Spec    func() *v1alpha1.Spec
-	Store   *state.Store
-	Metrics *metrics.Metrics
-	Clock   clock.PassiveClock
-	Log     logr.Logger
-	Exec    NodeExecutor
+// NodeOptions are what the per-node reconcilers (trust, conntrack,
+// placement) need besides Deps.
+type NodeOptions struct {
+	// Exec runs a pass on a node (nodes.Executor in production).
+	Exec NodeExecutor
+}
+
+// nodeBase is what the per-node reconcilers share.
+type nodeBase struct {
+	Deps
+	exec NodeExecutor
+}
+
+func newNodeBase(d Deps, name string, o NodeOptions) nodeBase {
+	return nodeBase{Deps: d.named(name), exec: o.Exec}
 }
 
 // outcome is what one reconciler found (and did) on one node.
@@ -41,23 +45,40 @@ type outcome struct {
 	detail  string
 	carried string // Concern.Hash: what the node now carries
 	want    string // what the spec wants, to tell drift from rollout
+	// rec is the report-mode connection, nil when changes are applied:
+	// whatever it recorded is a change still owed.
+	rec *nodes.RecordingConn
 }
 
-// check inspects one node and, unless report is set, repairs it.
+// isPending reports whether the node still differs from the spec: a
+// check said so, or a change was recorded instead of applied.
+func (o *outcome) isPending() bool {
+	return o.pending || (o.rec != nil && len(o.rec.Recorded()) > 0)
+}
+
+// check inspects one node and repairs it through c. In report mode c is a
+// nodes.RecordingConn, so the repair is recorded, not applied.
 type check func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error
 
 // nodePass runs check on the node named by key and records the result: the
 // node's contact and concern in the store, its out_of_sync series, drift
 // corrections, and the nodes gauge. Unreachable nodes come back as errors,
 // so the manager retries them with backoff; a refused host key is terminal.
-func (d *NodeDeps) nodePass(ctx context.Context, name, key string, spec *v1alpha1.Spec, fn check) (manager.Result, error) {
+func (d *nodeBase) nodePass(ctx context.Context, name, key string, spec *v1alpha1.Spec, fn check) (manager.Result, error) {
 	node, ok := d.Store.Node(key)
 	if !ok {
 		return manager.Result{}, nil // left the fleet since it was queued
 	}
 	prev := node.Concerns[name]
 	var o outcome
-	err := d.Exec.Do(ctx, nodes.ConfigFrom(spec.Nodes.SSH), key, func(ctx context.Context, c nodes.Conn) error {
+	// The one place report mode is decided for the node reconcilers: a
+	// pass in report mode works on a connection that changes nothing.
+	report := spec.Report()
+	err := d.exec.Do(ctx, nodes.ConfigFrom(spec.Nodes.SSH), key, func(ctx context.Context, c nodes.Conn) error {
+		if report {
+			o.rec = nodes.Recording(c)
+			c = o.rec
+		}
 		return fn(ctx, c, spec, &o)
 	})
 	now := d.Clock.Now()
@@ -76,7 +97,7 @@ func (d *NodeDeps) nodePass(ctx context.Context, name, key string, spec *v1alpha
 		return manager.Result{}, err
 	}
 	d.Store.SetContact(key, true, now, "")
-	c := state.Concern{InSync: err == nil && !o.pending, Detail: o.detail, Changes: o.changes, Hash: o.carried, Checked: now}
+	c := state.Concern{InSync: err == nil && !o.isPending(), Detail: o.detail, Changes: o.changes, Hash: o.carried, Checked: now}
 	switch {
 	case c.InSync:
 		c.SyncedWant = o.want
@@ -89,10 +110,10 @@ func (d *NodeDeps) nodePass(ctx context.Context, name, key string, spec *v1alpha
 	}
 	d.Store.SetConcern(key, name, c)
 	d.Metrics.SetOutOfSync(name, key, !c.InSync)
-	if err == nil && !spec.Report() && len(o.changes) > 0 && wasSynced {
+	if err == nil && !report && len(o.changes) > 0 && wasSynced {
 		d.Metrics.DriftCorrections.WithLabelValues(name).Inc()
 		d.Log.Info("drift corrected", "reconciler", name, "node", key, "changes", o.changes)
-	} else if len(o.changes) > 0 && !spec.Report() {
+	} else if len(o.changes) > 0 && !report {
 		d.Log.Info("node updated", "reconciler", name, "node", key, "changes", o.changes)
 	}
 	if err != nil {
@@ -103,7 +124,7 @@ func (d *NodeDeps) nodePass(ctx context.Context, name, key string, spec *v1alpha
 
 // updateNodesGauge recomputes registry_operator_nodes from the store after
 // a pass, so a scrape only reads numbers.
-func (d *NodeDeps) updateNodesGauge(spec *v1alpha1.Spec) {
+func (d *nodeBase) updateNodesGauge(spec *v1alpha1.Spec) {
 	updateNodesGauge(spec, d.Store, d.Metrics)
 }
 
@@ -151,39 +172,27 @@ func nodeInSync(n *state.Node, active []string) bool {
 	return true
 }
 
-// syncFile makes path hold want with perm (or, in report mode, says what it
-// would change). It returns the hash of what the file held before.
-func syncFile(ctx context.Context, c nodes.Conn, report bool, path string, want []byte, perm fs.FileMode, o *outcome) (string, error) {
+// syncFile makes path hold want with perm, listing what it changes in
+// o.changes. It returns the hash of what the file held before.
+func syncFile(ctx context.Context, c nodes.Conn, path string, want []byte, perm fs.FileMode, o *outcome) (string, error) {
 	have, mode, err := c.ReadFile(ctx, path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		o.changes = append(o.changes, fmt.Sprintf("create %s (sha256 %s, mode %s)", path, short(state.Hash(want)), octal(perm)))
-		return "", write(ctx, c, report, path, want, perm, o)
+		return "", c.WriteFile(ctx, path, want, perm)
 	case err != nil:
 		return "", err
 	}
 	old := state.Hash(have)
 	if old != state.Hash(want) {
 		o.changes = append(o.changes, fmt.Sprintf("update %s: sha256 %s -> %s", path, short(old), short(state.Hash(want))))
-		return old, write(ctx, c, report, path, want, perm, o)
+		return old, c.WriteFile(ctx, path, want, perm)
 	}
 	if mode != perm {
 		o.changes = append(o.changes, fmt.Sprintf("chmod %s %s -> %s", path, octal(mode), octal(perm)))
-		if report {
-			o.pending = true
-			return old, nil
-		}
 		return old, c.Chmod(ctx, path, perm)
 	}
 	return old, nil
-}
-
-func write(ctx context.Context, c nodes.Conn, report bool, path string, data []byte, perm fs.FileMode, o *outcome) error {
-	if report {
-		o.pending = true
-		return nil
-	}
-	return c.WriteFile(ctx, path, data, perm)
 }
 
 func short(h string) string {

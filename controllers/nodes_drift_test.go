@@ -15,7 +15,7 @@ import (
 func TestDriftReportedThenRepaired(t *testing.T) {
 	e := newNodeEnv(t, nil)
 	publishBundle(e.store, "CA1")
-	r := NewTrust(e.deps)
+	r := NewTrust(e.deps, e.opts)
 	ctx := context.Background()
 	ca := "/etc/docker/certs.d/registry.test:5000/ca.crt"
 	drift := func() float64 {

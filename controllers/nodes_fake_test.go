@@ -192,7 +192,8 @@ type nodeEnv struct {
 	metrics *metrics.Metrics
 	clock   *clocktesting.FakeClock
 	exec    *fakeExec
-	deps    NodeDeps
+	deps    Deps
+	opts    NodeOptions
 }
 
 func newNodeEnv(t *testing.T, edit func(*v1alpha1.Spec)) *nodeEnv {
@@ -213,8 +214,9 @@ func newNodeEnv(t *testing.T, edit func(*v1alpha1.Spec)) *nodeEnv {
 	e := &nodeEnv{spec: &reg.Spec, store: state.New(), metrics: metrics.New(metrics.BuildInfo{}),
 		clock: clocktesting.NewFakeClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)),
 		exec:  &fakeExec{nodes: map[string]*fakeNode{}, down: map[string]error{}}}
-	e.deps = NodeDeps{Spec: func() *v1alpha1.Spec { return e.spec }, Store: e.store, Metrics: e.metrics,
-		Clock: e.clock, Log: logr.Discard(), Exec: e.exec}
+	e.deps = Deps{Spec: func() *v1alpha1.Spec { return e.spec }, Store: e.store, Metrics: e.metrics,
+		Clock: e.clock, Log: logr.Discard()}
+	e.opts = NodeOptions{Exec: e.exec}
 	var fleet []state.Node
 	for _, a := range nodes.Static(e.spec.Nodes.Static) {
 		fleet = append(fleet, state.Node{Address: a.Address, Hostname: a.Hostname, Source: a.Source})

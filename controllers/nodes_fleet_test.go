@@ -128,16 +128,18 @@ func newFleetEnvOpts(t *testing.T, opts testfleet.Options, edit func(*v1alpha1.S
 	log := testr.New(t)
 	e.exec = nodes.NewExecutor(e.metrics, clock.RealClock{}, log)
 	t.Cleanup(e.exec.Close)
-	deps := NodeDeps{Spec: func() *v1alpha1.Spec { return e.spec }, Store: e.store, Metrics: e.metrics,
-		Clock: clock.RealClock{}, Log: log, Exec: e.exec}
-	e.disc = NewDiscovery(deps.Spec, e.store, e.metrics, clock.RealClock{}, log, e.mesos, e.exec, func(r, k string) {
+	deps := Deps{Spec: func() *v1alpha1.Spec { return e.spec }, Store: e.store, Metrics: e.metrics,
+		Clock: clock.RealClock{}, Log: log}
+	nodeOpts := NodeOptions{Exec: e.exec}
+	e.disc = NewDiscovery(deps, DiscoveryOptions{Agents: e.mesos, Conns: e.exec, Enqueue: func(r, k string) {
 		e.mu.Lock()
 		e.queued[r+"|"+k] = true
 		e.mu.Unlock()
-	})
+	}})
 	e.recs = map[string]interface {
 		Reconcile(context.Context, string) (manager.Result, error)
-	}{reconciler.Trust: NewTrust(deps), reconciler.Conntrack: NewConntrack(deps), reconciler.Placement: NewPlacement(deps)}
+	}{reconciler.Trust: NewTrust(deps, nodeOpts), reconciler.Conntrack: NewConntrack(deps, nodeOpts),
+		reconciler.Placement: NewPlacement(deps, nodeOpts)}
 	return e
 }
 

@@ -29,7 +29,7 @@ func publishBundle(st *state.Store, bundle string) {
 func TestTrustReportThenEnforce(t *testing.T) {
 	e := newNodeEnv(t, nil)
 	publishBundle(e.store, "CA1")
-	r := NewTrust(e.deps)
+	r := NewTrust(e.deps, e.opts)
 	ctx := context.Background()
 	ca := "/etc/docker/certs.d/registry.test:5000/ca.crt"
 
@@ -109,7 +109,7 @@ func TestTrustPort443AndRuntimes(t *testing.T) {
 		s.Trust.Runtimes = []string{v1alpha1.RuntimeDocker, v1alpha1.RuntimeContainers, v1alpha1.RuntimeContainerd}
 	})
 	publishBundle(e.store, "CA1")
-	if _, err := NewTrust(e.deps).Reconcile(context.Background(), nodeA); err != nil {
+	if _, err := NewTrust(e.deps, e.opts).Reconcile(context.Background(), nodeA); err != nil {
 		t.Fatal(err)
 	}
 	n := e.node(nodeA)
@@ -133,7 +133,7 @@ func TestTrustPort443AndRuntimes(t *testing.T) {
 func TestTrustRemovesOnlyItsOwnOldDirectories(t *testing.T) {
 	e := newNodeEnv(t, func(s *v1alpha1.Spec) { s.Registry.Address = "old.test:5000" })
 	publishBundle(e.store, "CA1")
-	r := NewTrust(e.deps)
+	r := NewTrust(e.deps, e.opts)
 	ctx := context.Background()
 	if _, err := r.Reconcile(ctx, nodeA); err != nil {
 		t.Fatal(err)
@@ -188,7 +188,7 @@ func TestTrustRejectsPathLikeAddress(t *testing.T) {
 	}
 	e := newNodeEnv(t, func(s *v1alpha1.Spec) { s.Registry.Address = "../../etc/passwd" })
 	publishBundle(e.store, "CA1")
-	_, err := NewTrust(e.deps).Reconcile(context.Background(), nodeA)
+	_, err := NewTrust(e.deps, e.opts).Reconcile(context.Background(), nodeA)
 	if !manager.IsTerminal(err) {
 		t.Fatalf("got %v, want a terminal error", err)
 	}
@@ -197,7 +197,7 @@ func TestTrustRejectsPathLikeAddress(t *testing.T) {
 func TestUnreachableAndHostKey(t *testing.T) {
 	e := newNodeEnv(t, nil)
 	publishBundle(e.store, "CA1")
-	r := NewTrust(e.deps)
+	r := NewTrust(e.deps, e.opts)
 	ctx := context.Background()
 	e.exec.down[nodeB] = &nodes.ConnectError{Node: nodeB, Err: errors.New("connection refused")}
 	if _, err := r.Reconcile(ctx, nodeA); err != nil {
@@ -221,7 +221,7 @@ func TestUnreachableAndHostKey(t *testing.T) {
 
 func TestConntrack(t *testing.T) {
 	e := newNodeEnv(t, nil)
-	r := NewConntrack(e.deps)
+	r := NewConntrack(e.deps, e.opts)
 	ctx := context.Background()
 	n := e.node(nodeA)
 
@@ -281,7 +281,7 @@ func TestPlacement(t *testing.T) {
 		s.App.Constraints = [][]string{{"hostname", "LIKE", `198\.18\.0\.1[12]`}, {"hostname", "UNLIKE", ".*12"}}
 	})
 	publishBundle(e.store, "CA1")
-	r := NewPlacement(e.deps)
+	r := NewPlacement(e.deps, e.opts)
 	ctx := context.Background()
 	for _, n := range []string{nodeA, nodeB} {
 		if _, err := r.Reconcile(ctx, n); err != nil {
@@ -367,7 +367,7 @@ func TestDiscovery(t *testing.T) {
 	}}
 	var f forgetter
 	var queued []string
-	d := NewDiscovery(e.deps.Spec, e.store, e.metrics, e.clock, e.deps.Log, l, &f, func(r, k string) { queued = append(queued, r+"/"+k) })
+	d := NewDiscovery(e.deps, DiscoveryOptions{Agents: l, Conns: &f, Enqueue: func(r, k string) { queued = append(queued, r+"/"+k) }})
 	ctx := context.Background()
 	if _, err := d.Reconcile(ctx, FleetKey); err != nil {
 		t.Fatal(err)

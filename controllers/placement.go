@@ -3,11 +3,8 @@ package controllers
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"path"
-	"regexp"
-	"strings"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
@@ -20,10 +17,12 @@ import (
 // on the agents the registry app may run on, for its hostPath volume. This
 // is the only place the server key leaves the operator, so agents that stop
 // being candidates lose the key again (only where the operator placed it).
-type Placement struct{ NodeDeps }
+type Placement struct{ nodeBase }
 
 // NewPlacement returns the certificate placement reconciler.
-func NewPlacement(d NodeDeps) *Placement { return &Placement{NodeDeps: d} }
+func NewPlacement(d Deps, o NodeOptions) *Placement {
+	return &Placement{nodeBase: newNodeBase(d, reconciler.Placement, o)}
+}
 
 // placedMarker records that the operator placed the key in a directory.
 const placedMarker = ".registry-operator-placed"
@@ -49,13 +48,12 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 	dir := spec.App.CertsHostPath
 	return p.nodePass(ctx, reconciler.Placement, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
 		o.want = pk.ServerHash
-		report := spec.Report()
 		if !match {
 			o.detail = "not a candidate agent for the registry app (hostname constraints)"
-			if err := removePlaced(ctx, c, dir, report, o); err != nil {
+			if err := removePlaced(ctx, c, dir, o); err != nil {
 				return err
 			}
-			if !o.pending {
+			if !o.isPending() {
 				o.carried = pk.ServerHash // nothing to carry here
 			}
 			return nil
@@ -63,16 +61,16 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 		// The marker first: a pass interrupted after it leaves a key the
 		// operator knows it owns (and removes), never an unmanaged one.
 		marker := []byte("registry-operator placed tls.crt and tls.key here; it removes them when this agent stops being a candidate.\n")
-		if _, err := syncFile(ctx, c, report, path.Join(dir, placedMarker), marker, 0o644, o); err != nil {
+		if _, err := syncFile(ctx, c, path.Join(dir, placedMarker), marker, 0o644, o); err != nil {
 			return err
 		}
-		if _, err := syncFile(ctx, c, report, path.Join(dir, "tls.key"), pk.ServerKey, 0o600, o); err != nil {
+		if _, err := syncFile(ctx, c, path.Join(dir, "tls.key"), pk.ServerKey, 0o600, o); err != nil {
 			return err
 		}
-		if _, err := syncFile(ctx, c, report, path.Join(dir, "tls.crt"), pk.ServerChain, 0o644, o); err != nil {
+		if _, err := syncFile(ctx, c, path.Join(dir, "tls.crt"), pk.ServerChain, 0o644, o); err != nil {
 			return err
 		}
-		if !o.pending {
+		if !o.isPending() {
 			o.carried = state.Hash(pk.ServerChain)
 			if pk.ServerHash != "" {
 				o.carried = pk.ServerHash
@@ -83,7 +81,7 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 }
 
 // removePlaced deletes the key and certificate where the operator placed them.
-func removePlaced(ctx context.Context, c nodes.Conn, dir string, report bool, o *outcome) error {
+func removePlaced(ctx context.Context, c nodes.Conn, dir string, o *outcome) error {
 	if _, err := c.Stat(ctx, path.Join(dir, placedMarker)); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	} else if err != nil {
@@ -97,64 +95,9 @@ func removePlaced(ctx context.Context, c nodes.Conn, dir string, report bool, o 
 			return err
 		}
 		o.changes = append(o.changes, "remove "+p+" (agent is no longer a registry candidate)")
-		if report {
-			o.pending = true
-			continue
-		}
 		if err := c.Remove(ctx, p); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// matchHostConstraints applies the app's Marathon constraints on the
-// hostname field to an agent, matching both its hostname and its IP (Mesos
-// may report either as the hostname). LIKE and UNLIKE take a regular
-// expression that must match the whole value, as Marathon's do; CLUSTER and
-// IS take a literal. Other fields and operators do not restrict placement.
-func matchHostConstraints(cs [][]string, hostname, ip string) (bool, error) {
-	values := []string{hostname, ip}
-	for _, c := range cs {
-		if len(c) < 2 || c[0] != "hostname" {
-			continue
-		}
-		op := strings.ToUpper(c[1])
-		arg := ""
-		if len(c) > 2 {
-			arg = c[2]
-		}
-		switch op {
-		case "LIKE", "UNLIKE":
-			re, err := regexp.Compile(`^(?:` + arg + `)$`)
-			if err != nil {
-				return false, fmt.Errorf("app.constraints: hostname %s %q is not a valid regular expression: %w", op, arg, err)
-			}
-			hit := anyMatch(values, re.MatchString)
-			if hit != (op == "LIKE") {
-				return false, nil
-			}
-		case "CLUSTER", "IS":
-			if arg == "" {
-				continue // "all on one agent, whichever": every agent may be it
-			}
-			if !anyMatch(values, func(v string) bool { return v == arg }) {
-				return false, nil
-			}
-		}
-	}
-	return true, nil
-}
-
-func anyMatch(values []string, f func(string) bool) bool {
-	for _, v := range values {
-		if v != "" && f(v) {
-			return true
-		}
-	}
-	return false
-}
-
-func hostOnly(addr string) string {
-	return nodes.Agent{Address: addr}.IP()
 }

@@ -50,8 +50,8 @@ func TestPlacementMarkerBeforeKey(t *testing.T) {
 		e := newNodeEnv(t, nil)
 		publishBundle(e.store, "CA1")
 		fw := &failingWrites{NodeExecutor: e.exec, fail: map[string]bool{key: true}}
-		e.deps.Exec = fw
-		r := NewPlacement(e.deps)
+		e.opts.Exec = fw
+		r := NewPlacement(e.deps, e.opts)
 		if _, err := r.Reconcile(ctx, nodeA); !errors.Is(err, errInjected) {
 			t.Fatalf("got %v, want the injected failure", err)
 		}
@@ -72,8 +72,8 @@ func TestPlacementMarkerBeforeKey(t *testing.T) {
 	t.Run("interrupted after the key", func(t *testing.T) {
 		e := newNodeEnv(t, nil)
 		publishBundle(e.store, "CA1")
-		e.deps.Exec = &failingWrites{NodeExecutor: e.exec, fail: map[string]bool{crt: true}}
-		r := NewPlacement(e.deps)
+		e.opts.Exec = &failingWrites{NodeExecutor: e.exec, fail: map[string]bool{crt: true}}
+		r := NewPlacement(e.deps, e.opts)
 		if _, err := r.Reconcile(ctx, nodeA); !errors.Is(err, errInjected) {
 			t.Fatalf("got %v, want the injected failure", err)
 		}

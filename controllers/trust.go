@@ -20,14 +20,14 @@ import (
 // trust on every connection. Only tls.mode insecure needs dockerd restarted
 // (trust_insecure.go), and only trust.allowDockerRestart lets it do that.
 type Trust struct {
-	NodeDeps
+	nodeBase
 	outputs  map[string]func(*v1alpha1.TrustSpec) trustOutput
 	restarts restartGate
 }
 
 // NewTrust returns the node trust reconciler.
-func NewTrust(d NodeDeps) *Trust {
-	return &Trust{NodeDeps: d, outputs: map[string]func(*v1alpha1.TrustSpec) trustOutput{
+func NewTrust(d Deps, o NodeOptions) *Trust {
+	return &Trust{nodeBase: newNodeBase(d, reconciler.Trust, o), outputs: map[string]func(*v1alpha1.TrustSpec) trustOutput{
 		v1alpha1.RuntimeDocker: func(t *v1alpha1.TrustSpec) trustOutput {
 			return &certsDirOutput{roots: t.CertsDirs, files: caFile}
 		},
@@ -63,9 +63,8 @@ type trustWant struct {
 
 // trustOutput is one runtime's trust on a node.
 type trustOutput interface {
-	// sync makes the node match w, or in report mode lists what it would
-	// change, appending to o.changes.
-	sync(ctx context.Context, c nodes.Conn, w *trustWant, report bool, o *outcome) error
+	// sync makes the node match w, appending what it changes to o.changes.
+	sync(ctx context.Context, c nodes.Conn, w *trustWant, o *outcome) error
 }
 
 // Reconcile implements manager.Reconciler for one node key.
@@ -112,11 +111,11 @@ func (t *Trust) Reconcile(ctx context.Context, key string) (manager.Result, erro
 			o.detail = fmt.Sprintf("runtimes not managed by this version: %s", strings.Join(unsupported, ", "))
 		}
 		for _, out := range outs {
-			if err := out.sync(ctx, c, w, spec.Report(), o); err != nil {
+			if err := out.sync(ctx, c, w, o); err != nil {
 				return err
 			}
 		}
-		if !o.pending {
+		if !o.isPending() {
 			o.carried = w.hash
 		}
 		return nil

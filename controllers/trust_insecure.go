@@ -61,7 +61,7 @@ func (t *Trust) insecurePass(ctx context.Context, key string, spec *v1alpha1.Spe
 			}
 			waiting = w
 		}
-		if !o.pending {
+		if !o.isPending() {
 			o.carried = want
 		}
 		return nil
@@ -76,7 +76,6 @@ func (t *Trust) insecurePass(ctx context.Context, key string, spec *v1alpha1.Spe
 // dockerd restart that applies it. It reports whether the node is waiting
 // for other agents to restart first.
 func (t *Trust) syncInsecureDocker(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, names []string, o *outcome) (bool, error) {
-	report := spec.Report()
 	have, mode, err := c.ReadFile(ctx, DockerDaemonJSON)
 	exists := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -97,23 +96,19 @@ func (t *Trust) syncInsecureDocker(ctx context.Context, c nodes.Conn, spec *v1al
 	if len(added) > 0 {
 		o.changes = append(o.changes, fmt.Sprintf("add %s to %s in %s", strings.Join(added, ", "), insecureKey, DockerDaemonJSON))
 		owed = true
-		if report {
-			o.pending = true
-		} else {
-			id, err := dockerdIdentity(ctx, c)
-			if err != nil {
-				return false, err
-			}
-			if err := c.WriteFile(ctx, DockerDaemonJSON, d.bytes(), mode); err != nil {
-				return false, err
-			}
-			if id == "" {
-				owed = false // dockerd reads the file when it starts
-			} else if err := c.WriteFile(ctx, dockerRestartMarker, []byte(id+"\n"), 0o644); err != nil {
-				return false, err
-			}
+		id, err := dockerdIdentity(ctx, c)
+		if err != nil {
+			return false, err
 		}
-	} else if owed, err = restartOwed(ctx, c, report); err != nil {
+		if err := c.WriteFile(ctx, DockerDaemonJSON, d.bytes(), mode); err != nil {
+			return false, err
+		}
+		if id == "" {
+			owed = false // dockerd reads the file when it starts
+		} else if err := c.WriteFile(ctx, dockerRestartMarker, []byte(id+"\n"), 0o644); err != nil {
+			return false, err
+		}
+	} else if owed, err = restartOwed(ctx, c); err != nil {
 		return false, err
 	}
 	node := c.Node()
@@ -127,17 +122,14 @@ func (t *Trust) syncInsecureDocker(ctx context.Context, c nodes.Conn, spec *v1al
 			" (trust.allowDockerRestart is false: restart it by hand, or allow the operator to, one agent at a time)")
 		return false, nil
 	}
-	if report {
-		o.pending = true
-		o.changes = append(o.changes, "restart dockerd to apply "+insecureKey)
-		return false, nil
-	}
 	if t.isRegistryAgent(spec, node) && t.restarts.othersOwe(t.Store, node, t.isRegistryAgent, spec) {
 		o.pending = true
 		o.detail = joinDetail(o.detail, "dockerd restart waits: this agent runs the registry, so the other agents restart first")
 		return true, nil
 	}
-	if err := t.restarts.restart(ctx, c); err != nil {
+	// In report mode the restart is recorded (nodes.ErrNotApplied): it
+	// counts as done, so the registry's agents are not held back by it.
+	if err := t.restarts.restart(ctx, c); err != nil && !errors.Is(err, nodes.ErrNotApplied) {
 		o.pending = true
 		return false, fmt.Errorf("restart dockerd to apply %s: %w", insecureKey, err)
 	}
@@ -152,7 +144,7 @@ func (t *Trust) syncInsecureDocker(ctx context.Context, c nodes.Conn, spec *v1al
 // restartOwed reads the marker: a restart is owed while the dockerd that
 // was running when daemon.json changed still runs. A marker whose dockerd
 // is gone is removed.
-func restartOwed(ctx context.Context, c nodes.Conn, report bool) (bool, error) {
+func restartOwed(ctx context.Context, c nodes.Conn) (bool, error) {
 	m, _, err := c.ReadFile(ctx, dockerRestartMarker)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -167,10 +159,8 @@ func restartOwed(ctx context.Context, c nodes.Conn, report bool) (bool, error) {
 	if id != "" && id == strings.TrimSpace(string(m)) {
 		return true, nil
 	}
-	if !report {
-		if err := c.Remove(ctx, dockerRestartMarker); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return false, err
-		}
+	if err := c.Remove(ctx, dockerRestartMarker); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
 	}
 	return false, nil
 }
@@ -209,15 +199,16 @@ func dockerdIdentity(ctx context.Context, c nodes.Conn) (string, error) {
 	return fmt.Sprintf("boot %s pid %s start %s", strings.TrimSpace(string(boot)), pid, f[19]), nil
 }
 
-// isRegistryAgent: the registry runs there (Marathon's task hosts, as the
-// app reconciler saw them) or, before any task is known, may run there.
+// isRegistryAgent: the registry runs there (Marathon's task hosts: the app
+// reconciler's AppPlacement view) or, before any task is known, may run
+// there (the spec's hostname constraints).
 func (t *Trust) isRegistryAgent(spec *v1alpha1.Spec, node string) bool {
 	if spec.App == nil {
 		return false
 	}
 	n, _ := t.Store.Node(node)
 	ip := hostOnly(node)
-	if a, ok := t.Store.App(spec.App.ID); ok && len(a.Hosts) > 0 {
+	if a := t.Store.AppPlacement(spec.App.ID); a.Observed && len(a.Hosts) > 0 {
 		return slices.Contains(a.Hosts, ip) || (n.Hostname != "" && slices.Contains(a.Hosts, n.Hostname))
 	}
 	match, err := matchHostConstraints(spec.App.Constraints, n.Hostname, ip)

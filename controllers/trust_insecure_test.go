@@ -109,7 +109,7 @@ func insecureEnv(t *testing.T, allow bool) *nodeEnv {
 
 func TestTrustInsecureRestartsRegistryAgentLast(t *testing.T) {
 	e := insecureEnv(t, true)
-	r := NewTrust(e.deps)
+	r := NewTrust(e.deps, e.opts)
 	ctx := context.Background()
 	a, b := e.node(nodeA), e.node(nodeB)
 
@@ -155,7 +155,7 @@ func TestTrustInsecureRestartsRegistryAgentLast(t *testing.T) {
 
 func TestTrustInsecureWithoutRestartReportsIt(t *testing.T) {
 	e := insecureEnv(t, false)
-	r := NewTrust(e.deps)
+	r := NewTrust(e.deps, e.opts)
 	ctx := context.Background()
 	b := e.node(nodeB)
 	for range 2 {

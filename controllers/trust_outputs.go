@@ -39,7 +39,7 @@ func containerdFiles(dir, name string, w *trustWant) []wantFile {
 	return []wantFile{{"ca.crt", w.bundle}, {"hosts.toml", []byte(hosts)}}
 }
 
-func (d *certsDirOutput) sync(ctx context.Context, c nodes.Conn, w *trustWant, report bool, o *outcome) error {
+func (d *certsDirOutput) sync(ctx context.Context, c nodes.Conn, w *trustWant, o *outcome) error {
 	for _, root := range d.roots {
 		// One listing of root says which registry directories exist and
 		// which are leftovers to clean up; on a kept connection an
@@ -52,18 +52,18 @@ func (d *certsDirOutput) sync(ctx context.Context, c nodes.Conn, w *trustWant, r
 			dir := path.Join(root, name)
 			created := !slices.ContainsFunc(ents, func(e nodes.FileInfo) bool { return e.Name == name })
 			for _, f := range d.files(dir, name, w) {
-				if _, err := syncFile(ctx, c, report, path.Join(dir, f.name), f.data, 0o644, o); err != nil {
+				if _, err := syncFile(ctx, c, path.Join(dir, f.name), f.data, 0o644, o); err != nil {
 					return err
 				}
 			}
 			if created {
 				marker := []byte("Created by registry-operator for registry " + name + "; it removes this directory when the address changes.\n")
-				if _, err := syncFile(ctx, c, report, path.Join(dir, ownerMarker), marker, 0o644, o); err != nil {
+				if _, err := syncFile(ctx, c, path.Join(dir, ownerMarker), marker, 0o644, o); err != nil {
 					return err
 				}
 			}
 		}
-		if err := d.cleanup(ctx, c, root, ents, w, report, o); err != nil {
+		if err := d.cleanup(ctx, c, root, ents, w, o); err != nil {
 			return err
 		}
 	}
@@ -73,7 +73,7 @@ func (d *certsDirOutput) sync(ctx context.Context, c nodes.Conn, w *trustWant, r
 // cleanup removes directories under root (listed in ents) that carry the
 // operator's marker and are not for the current address: the files the
 // operator wrote, the marker, then the directory if nothing else is left.
-func (d *certsDirOutput) cleanup(ctx context.Context, c nodes.Conn, root string, ents []nodes.FileInfo, w *trustWant, report bool, o *outcome) error {
+func (d *certsDirOutput) cleanup(ctx context.Context, c nodes.Conn, root string, ents []nodes.FileInfo, w *trustWant, o *outcome) error {
 	for _, e := range ents {
 		if !e.IsDir || slices.Contains(w.names, e.Name) {
 			continue
@@ -85,11 +85,16 @@ func (d *certsDirOutput) cleanup(ctx context.Context, c nodes.Conn, root string,
 			return err
 		}
 		o.changes = append(o.changes, fmt.Sprintf("remove %s (created by registry-operator for a previous registry address)", dir))
-		if report {
-			o.pending = true
-			continue
+		// What stays once the operator's files are gone is read before
+		// removing them, so a report-mode pass, which removes nothing,
+		// sees the same.
+		have, err := c.ReadDir(ctx, dir)
+		if err != nil {
+			return err
 		}
+		ours := []string{ownerMarker}
 		for _, f := range d.files(dir, e.Name, w) {
+			ours = append(ours, f.name)
 			if err := c.Remove(ctx, path.Join(dir, f.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
@@ -97,10 +102,7 @@ func (d *certsDirOutput) cleanup(ctx context.Context, c nodes.Conn, root string,
 		if err := c.Remove(ctx, path.Join(dir, ownerMarker)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		left, err := c.ReadDir(ctx, dir)
-		if err != nil {
-			return err
-		}
+		left := slices.DeleteFunc(have, func(f nodes.FileInfo) bool { return slices.Contains(ours, f.Name) })
 		if len(left) > 0 {
 			o.detail = joinDetail(o.detail, fmt.Sprintf("kept %s: it holds files registry-operator did not write", dir))
 			continue

@@ -22,7 +22,7 @@ func mustSplit(t *testing.T, bundle []byte) []trustCA {
 
 func TestTrustUCRTouchesOnlyItsOwnEntries(t *testing.T) {
 	e := newNodeEnv(t, func(s *v1alpha1.Spec) { s.Trust.Runtimes = []string{v1alpha1.RuntimeUCR} })
-	r := NewTrust(e.deps)
+	r := NewTrust(e.deps, e.opts)
 	ctx := context.Background()
 	dir := v1alpha1.DefaultUCRCertsDir
 	// Two CAs with the same subject, as a rotation makes them: one hash.
@@ -145,7 +145,7 @@ func TestTrustSystemStoreRunsUpdateOnlyOnChange(t *testing.T) {
 		n.files[bundle] = all
 		return nil, nil
 	}
-	r := NewTrust(e.deps)
+	r := NewTrust(e.deps, e.opts)
 	ctx := context.Background()
 	for i := range 2 {
 		if _, err := r.Reconcile(ctx, nodeA); err != nil {

@@ -50,7 +50,7 @@ var osTrustStores = []osTrustStore{
 // steady-state pass starts no process.
 type systemStoreOutput struct{}
 
-func (systemStoreOutput) sync(ctx context.Context, c nodes.Conn, w *trustWant, report bool, o *outcome) error {
+func (systemStoreOutput) sync(ctx context.Context, c nodes.Conn, w *trustWant, o *outcome) error {
 	st, err := detectTrustStore(ctx, c)
 	if err != nil {
 		return err
@@ -60,7 +60,7 @@ func (systemStoreOutput) sync(ctx context.Context, c nodes.Conn, w *trustWant, r
 	for _, ca := range w.cas {
 		want[ca.file] = true
 		n := len(o.changes)
-		if _, err := syncFile(ctx, c, report, path.Join(st.dir, ca.file), ca.pem, 0o644, o); err != nil {
+		if _, err := syncFile(ctx, c, path.Join(st.dir, ca.file), ca.pem, 0o644, o); err != nil {
 			return err
 		}
 		changed = changed || len(o.changes) > n
@@ -76,10 +76,6 @@ func (systemStoreOutput) sync(ctx context.Context, c nodes.Conn, w *trustWant, r
 		p := path.Join(st.dir, e.Name)
 		o.changes = append(o.changes, fmt.Sprintf("remove %s (CA no longer in the bundle)", p))
 		changed, removed = true, true
-		if report {
-			o.pending = true
-			continue
-		}
 		if err := c.Remove(ctx, p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
@@ -99,11 +95,7 @@ func (systemStoreOutput) sync(ctx context.Context, c nodes.Conn, w *trustWant, r
 		script, cmd = st.updateFresh, st.updateFreshCmd
 	}
 	o.changes = append(o.changes, fmt.Sprintf("run %s (%s system CA store)", cmd, st.name))
-	if report {
-		o.pending = true
-		return nil
-	}
-	if out, err := c.Run(ctx, script); err != nil {
+	if out, err := c.Run(ctx, script); err != nil && !errors.Is(err, nodes.ErrNotApplied) {
 		return fmt.Errorf("trust.systemStore: %s: %w (output: %s)", cmd, err, lastLine(out))
 	}
 	return nil

@@ -76,7 +76,7 @@ type ucrOutput struct{ dir string }
 
 const ucrManifest = ".registry-operator-owned"
 
-func (u *ucrOutput) sync(ctx context.Context, c nodes.Conn, w *trustWant, report bool, o *outcome) error {
+func (u *ucrOutput) sync(ctx context.Context, c nodes.Conn, w *trustWant, o *outcome) error {
 	old, err := readManifest(ctx, c, path.Join(u.dir, ucrManifest))
 	if err != nil {
 		return err
@@ -103,31 +103,29 @@ func (u *ucrOutput) sync(ctx context.Context, c nodes.Conn, w *trustWant, report
 	}
 	// Claim every name before creating it, so an interrupted pass leaves
 	// nothing the next one would take for someone else's.
-	if claims := union(old, final); !report && !maps.Equal(claims, old) {
-		if _, err := syncFile(ctx, c, false, path.Join(u.dir, ucrManifest), manifestText(claims), 0o644, &outcome{}); err != nil {
+	if claims := union(old, final); !maps.Equal(claims, old) {
+		if _, err := syncFile(ctx, c, path.Join(u.dir, ucrManifest), manifestText(claims), 0o644, &outcome{}); err != nil {
 			return err
 		}
 	}
 	for _, ca := range w.cas {
-		if _, err := syncFile(ctx, c, report, path.Join(u.dir, ca.file), ca.pem, 0o644, o); err != nil {
+		if _, err := syncFile(ctx, c, path.Join(u.dir, ca.file), ca.pem, 0o644, o); err != nil {
 			return err
 		}
 	}
 	for _, l := range links {
 		o.changes = append(o.changes, fmt.Sprintf("link %s -> %s (subject hash)", path.Join(u.dir, l.name), l.target))
-		if report {
-			o.pending = true
-		} else if err := c.Symlink(ctx, l.target, path.Join(u.dir, l.name)); err != nil {
+		if err := c.Symlink(ctx, l.target, path.Join(u.dir, l.name)); err != nil {
 			return err
 		}
 	}
-	if err := d.removeStale(ctx, keep, wantFiles, report, o); err != nil {
+	if err := d.removeStale(ctx, keep, wantFiles, o); err != nil {
 		return err
 	}
 	if maps.Equal(final, old) {
 		return nil
 	}
-	_, err = syncFile(ctx, c, report, path.Join(u.dir, ucrManifest), manifestText(final), 0o644, o)
+	_, err = syncFile(ctx, c, path.Join(u.dir, ucrManifest), manifestText(final), 0o644, o)
 	return err
 }
 
@@ -219,7 +217,7 @@ func (d *ucrDir) plan(ctx context.Context, cas []trustCA, wantFiles map[string]b
 }
 
 // removeStale deletes the operator's links and files that no CA needs.
-func (d *ucrDir) removeStale(ctx context.Context, keep, wantFiles map[string]bool, report bool, o *outcome) error {
+func (d *ucrDir) removeStale(ctx context.Context, keep, wantFiles map[string]bool, o *outcome) error {
 	for _, name := range slices.Sorted(maps.Keys(d.owned)) {
 		e, ok := d.ents[name]
 		if !ok || keep[name] || wantFiles[name] {
@@ -238,10 +236,6 @@ func (d *ucrDir) removeStale(ctx context.Context, keep, wantFiles map[string]boo
 		}
 		p := path.Join(d.dir, name)
 		o.changes = append(o.changes, fmt.Sprintf("remove %s (%s)", p, why))
-		if report {
-			o.pending = true
-			continue
-		}
 		if err := d.c.Remove(ctx, p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}

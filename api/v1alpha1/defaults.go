@@ -172,3 +172,22 @@ func setDur(p *Duration, v time.Duration) {
 		*p = D(v)
 	}
 }
+
+// DeploymentTimeout is how long a deployment of any app the spec names may
+// run: app.deploymentTimeout, which the UI app shares; without an app
+// section (a UI alone), the default.
+func (s *Spec) DeploymentTimeout() time.Duration {
+	if s.App != nil {
+		return s.App.DeploymentTimeout.Duration
+	}
+	return DefaultDeploymentTimeout
+}
+
+// SSHConcurrency is nodes.ssh.concurrency; without a nodes section, the
+// concurrency one would get by default (what a reload adding it starts with).
+func (s *Spec) SSHConcurrency() int {
+	if s.Nodes != nil {
+		return s.Nodes.SSH.Concurrency
+	}
+	return DefaultSSHConcurrency
+}

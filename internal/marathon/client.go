@@ -99,9 +99,6 @@ func New(o Options) (*Client, error) {
 		return nil, errors.New("marathon: no URL: set spec.marathon.urls")
 	}
 	c := &Client{timeout: o.Timeout, base: o.Transport, user: o.Username, metrics: o.Metrics}
-	if c.timeout <= 0 {
-		c.timeout = v1alpha1.DefaultMarathonTimeout
-	}
 	for _, u := range o.URLs {
 		p, err := url.Parse(strings.TrimRight(u, "/"))
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {

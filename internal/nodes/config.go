@@ -42,23 +42,10 @@ func ConfigFrom(s v1alpha1.SSHSpec) Config {
 	}
 }
 
-func (a Config) connectTimeout() time.Duration {
-	if a.ConnectTimeout > 0 {
-		return a.ConnectTimeout
-	}
-	return v1alpha1.DefaultConnectTimeout
-}
+// The accessors read the values as ConfigFrom took them from the spec,
+// which v1alpha1.Default has filled: defaults live there only.
+func (a Config) connectTimeout() time.Duration { return a.ConnectTimeout }
 
-func (a Config) commandTimeout() time.Duration {
-	if a.CommandTimeout > 0 {
-		return a.CommandTimeout
-	}
-	return v1alpha1.DefaultCommandTimeout
-}
+func (a Config) commandTimeout() time.Duration { return a.CommandTimeout }
 
-func (a Config) concurrency() int {
-	if a.Concurrency > 0 {
-		return a.Concurrency
-	}
-	return v1alpha1.DefaultSSHConcurrency
-}
+func (a Config) concurrency() int { return a.Concurrency }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -37,119 +36,12 @@ func newExecutor(t *testing.T) (*Executor, *metrics.Metrics, *clocktesting.FakeC
 	return e, m, clk
 }
 
-// fsContract exercises every Conn operation against a real node; it runs
-// over SFTP and over the exec fallback, which must behave the same.
-func fsContract(t *testing.T, e *Executor, cfg Config, node string) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	target := filepath.Join(dir, "certs.d", "reg.example:5000", "ca.crt")
-	err := e.Do(ctx, cfg, node, func(ctx context.Context, c Conn) error {
-		if _, _, err := c.ReadFile(ctx, target); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("read missing file: got %v, want fs.ErrNotExist", err)
-		}
-		if _, err := c.Stat(ctx, target); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("stat missing file: got %v, want fs.ErrNotExist", err)
-		}
-		if _, err := c.ReadDir(ctx, filepath.Join(dir, "nope")); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("list missing dir: got %v, want fs.ErrNotExist", err)
-		}
-		data := []byte("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n")
-		if err := c.WriteFile(ctx, target, data, 0o600); err != nil {
-			t.Fatalf("write: %v", err)
-		}
-		got, mode, err := c.ReadFile(ctx, target)
-		if err != nil || !bytes.Equal(got, data) || mode != 0o600 {
-			t.Errorf("read back: %q %o %v", got, mode, err)
-		}
-		if err := c.WriteFile(ctx, target, []byte("new\n"), 0o644); err != nil {
-			t.Fatalf("overwrite: %v", err)
-		}
-		if b, _ := os.ReadFile(target); string(b) != "new\n" {
-			t.Errorf("file on disk = %q", b)
-		}
-		if st, _ := os.Stat(target); st.Mode().Perm() != 0o644 {
-			t.Errorf("mode on disk = %o, want 644", st.Mode().Perm())
-		}
-		if err := c.Chmod(ctx, target, 0o600); err != nil {
-			t.Errorf("chmod: %v", err)
-		}
-		fi, err := c.Stat(ctx, target)
-		if err != nil || fi.IsDir || fi.Mode != 0o600 {
-			t.Errorf("stat: %+v %v", fi, err)
-		}
-		ents, err := c.ReadDir(ctx, filepath.Join(dir, "certs.d"))
-		if err != nil || len(ents) != 1 || ents[0].Name != "reg.example:5000" || !ents[0].IsDir {
-			t.Errorf("list: %+v %v (no temp files may remain)", ents, err)
-		}
-		if ents, _ := c.ReadDir(ctx, filepath.Dir(target)); len(ents) != 1 {
-			t.Errorf("directory holds %+v: temp file left behind", ents)
-		}
-		live := filepath.Join(dir, "live")
-		must(t, os.WriteFile(live, []byte("0\n"), 0o644))
-		if err := c.WriteInPlace(ctx, live, []byte("1\n")); err != nil {
-			t.Errorf("write in place: %v", err)
-		}
-		if b, _ := os.ReadFile(live); string(b) != "1\n" {
-			t.Errorf("in-place file = %q", b)
-		}
-		if err := c.Remove(ctx, target); err != nil {
-			t.Errorf("remove file: %v", err)
-		}
-		if err := c.Remove(ctx, filepath.Dir(target)); err != nil {
-			t.Errorf("remove empty dir: %v", err)
-		}
-		if _, err := os.Stat(filepath.Dir(target)); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("directory still there: %v", err)
-		}
-		// Symbolic links: created, replaced atomically, read, listed, never followed.
-		linkDir := filepath.Join(dir, "links")
-		must(t, os.MkdirAll(linkDir, 0o755))
-		must(t, os.WriteFile(filepath.Join(linkDir, "a.crt"), []byte("a"), 0o644))
-		link := filepath.Join(linkDir, "1a2b3c4d.0")
-		if err := c.Symlink(ctx, "a.crt", link); err != nil {
-			t.Fatalf("symlink: %v", err)
-		}
-		if err := c.Symlink(ctx, "b.crt", link); err != nil {
-			t.Errorf("replace symlink: %v", err)
-		}
-		if got, err := c.Readlink(ctx, link); err != nil || got != "b.crt" {
-			t.Errorf("readlink = %q, %v; want b.crt", got, err)
-		}
-		if got, _ := os.Readlink(link); got != "b.crt" {
-			t.Errorf("link on disk -> %q", got)
-		}
-		if _, err := c.Readlink(ctx, filepath.Join(linkDir, "missing.0")); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("readlink missing: %v, want fs.ErrNotExist", err)
-		}
-		if _, err := c.Readlink(ctx, filepath.Join(linkDir, "a.crt")); err == nil {
-			t.Error("readlink of a regular file succeeded")
-		}
-		if fi, err := c.Stat(ctx, link); err != nil || !fi.IsLink || fi.IsDir {
-			t.Errorf("stat of a dangling link: %+v %v", fi, err)
-		}
-		ents, err = c.ReadDir(ctx, linkDir)
-		kinds := map[string]bool{}
-		for _, en := range ents {
-			kinds[en.Name] = en.IsLink
-		}
-		if err != nil || len(ents) != 2 || !kinds["1a2b3c4d.0"] || kinds["a.crt"] {
-			t.Errorf("list links: %+v %v (no temp links may remain)", ents, err)
-		}
-		if err := c.Remove(ctx, link); err != nil {
-			t.Errorf("remove link: %v", err)
-		}
-		// Values reach the script as data, never as shell text.
-		evil := "a'b\"c $(touch " + dir + "/pwned) `x`; *"
-		out, err := c.Run(ctx, `printf '%s|%s' "$1" "$2"`, evil, "")
-		if err != nil || string(out) != evil+"|" {
-			t.Errorf("run echoed %q, %v", out, err)
-		}
-		if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
-			t.Error("an argument was executed by the shell")
-		}
-		return nil
-	})
-	if err != nil {
+// connect runs one empty pass, so the executor holds a connection to node.
+// The file and Run contract every connection meets is in nodestest
+// (contract_test.go runs it over SFTP and the exec fallback).
+func connect(t *testing.T, e *Executor, cfg Config, node string) {
+	t.Helper()
+	if err := e.Do(context.Background(), cfg, node, func(context.Context, Conn) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -158,7 +50,7 @@ func TestExecutorSFTP(t *testing.T) {
 	d := startSSHD(t, sshdOptions{})
 	e, m, _ := newExecutor(t)
 	cfg := d.config("root", false)
-	fsContract(t, e, cfg, d.Addr)
+	connect(t, e, cfg, d.Addr)
 	if _, ok := e.state(d.Addr).conn.(*sftpConn); !ok {
 		t.Fatalf("connection uses %T, want the SFTP channel", e.state(d.Addr).conn)
 	}
@@ -186,7 +78,7 @@ func TestExecutorSFTP(t *testing.T) {
 func TestExecutorExecFallback(t *testing.T) {
 	d := startSSHD(t, sshdOptions{NoSFTPSubsystem: true})
 	e, _, _ := newExecutor(t)
-	fsContract(t, e, d.config("root", false), d.Addr)
+	connect(t, e, d.config("root", false), d.Addr)
 	if _, ok := e.state(d.Addr).conn.(*execConn); !ok {
 		t.Fatalf("connection uses %T, want exec fallback", e.state(d.Addr).conn)
 	}
@@ -393,7 +285,7 @@ func TestHandshakeDeadline(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dir, "kh"), nil, 0o600))
 	e, _, _ := newExecutor(t)
 	cfg := Config{User: "root", PrivateKeyFile: filepath.Join(dir, "id"), KnownHostsFile: filepath.Join(dir, "kh"),
-		HostKeyPolicy: "strict", ConnectTimeout: 300 * time.Millisecond}
+		HostKeyPolicy: "strict", Concurrency: 1, ConnectTimeout: 300 * time.Millisecond, CommandTimeout: time.Second}
 	err = e.Do(context.Background(), cfg, l.Addr().String(), func(context.Context, Conn) error { return nil })
 	var ce *ConnectError
 	if !errors.As(err, &ce) {

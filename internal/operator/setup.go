@@ -26,12 +26,13 @@ type wiring struct {
 func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 	var w wiring
 
-	var certOpts []controllers.CertificatesOption
+	rd := controllers.Deps{Spec: d.Spec, Store: d.Store, Metrics: d.Metrics, Clock: d.Clock, Log: d.Log}
+	var certOpts controllers.CertificatesOptions
 	if d.Elector != nil && d.Spec().LeaderElection.StateStore == v1alpha1.StateStoreZooKeeper {
 		store := leader.NewPKIStore(d.Elector)
-		certOpts = append(certOpts, controllers.WithPKIStore(func(*v1alpha1.Spec) pki.Store { return store }))
+		certOpts.PKIStore = func(*v1alpha1.Spec) pki.Store { return store }
 	}
-	certs := controllers.NewCertificates(d.Spec, d.Store, d.Metrics, d.Clock, d.Log.WithName(reconciler.Certificates), certOpts...)
+	certs := controllers.NewCertificates(rd, certOpts)
 	m.Add(manager.Options{Name: reconciler.Certificates, Reconciler: certs,
 		Enabled: when(d.Spec, (*v1alpha1.Spec).TLSEnabled),
 		Resync:  func() []string { return []string{controllers.CertificatesKey} }})
@@ -41,24 +42,21 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 	// session) per node through the executor.
 	exec := nodes.NewExecutor(d.Metrics, d.Clock, d.Log.WithName("ssh"))
 	w.closers = append(w.closers, exec.Close)
-	disc := controllers.NewDiscovery(d.Spec, d.Store, d.Metrics, d.Clock, d.Log.WithName(reconciler.Discovery),
-		controllers.NewMesosLister(), exec, m.Enqueue)
+	disc := controllers.NewDiscovery(rd, controllers.DiscoveryOptions{Agents: controllers.NewMesosLister(), Conns: exec,
+		Enqueue: m.Enqueue})
 	m.Add(manager.Options{Name: reconciler.Discovery, Reconciler: disc,
 		Enabled: when(d.Spec, (*v1alpha1.Spec).NodesEnabled), Resync: keysOf(d.Spec, controllers.DiscoveryResync)})
-	nd := controllers.NodeDeps{Spec: d.Spec, Store: d.Store, Metrics: d.Metrics, Clock: d.Clock, Exec: exec}
+	nd := controllers.NodeOptions{Exec: exec}
 	// The executor bounds SSH sessions; workers only need not be fewer.
-	workers := v1alpha1.DefaultSSHConcurrency
-	if n := d.Spec().Nodes; n != nil {
-		workers = n.SSH.Concurrency
-	}
+	workers := d.Spec().SSHConcurrency()
 	nodeRecs := []struct {
 		name    string
 		rec     manager.Reconciler
 		enabled func(*v1alpha1.Spec) bool
 	}{
-		{reconciler.Trust, controllers.NewTrust(withLog(nd, d, reconciler.Trust)), (*v1alpha1.Spec).TrustEnabled},
-		{reconciler.Conntrack, controllers.NewConntrack(withLog(nd, d, reconciler.Conntrack)), (*v1alpha1.Spec).ConntrackEnabled},
-		{reconciler.Placement, controllers.NewPlacement(withLog(nd, d, reconciler.Placement)), (*v1alpha1.Spec).PlacementEnabled},
+		{reconciler.Trust, controllers.NewTrust(rd, nd), (*v1alpha1.Spec).TrustEnabled},
+		{reconciler.Conntrack, controllers.NewConntrack(rd, nd), (*v1alpha1.Spec).ConntrackEnabled},
+		{reconciler.Placement, controllers.NewPlacement(rd, nd), (*v1alpha1.Spec).PlacementEnabled},
 	}
 	for _, r := range nodeRecs {
 		m.Add(manager.Options{Name: r.name, Reconciler: r.rec, Enabled: when(d.Spec, r.enabled), MaxConcurrent: workers,
@@ -78,11 +76,7 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 		}, onceIdleRelease)
 	}
 
-	name := "registry"
-	if r := d.Registry(); r != nil {
-		name = r.Metadata.Name
-	}
-	app := controllers.NewApp(d.Spec, d.Store, d.Metrics, d.Clock, d.Log, controllers.AppOptions{Owner: name})
+	app := controllers.NewApp(rd, controllers.AppOptions{Owner: d.Registry().Metadata.Name})
 	m.Add(manager.Options{Name: reconciler.App, Reconciler: app, MaxConcurrent: 2,
 		Enabled: func() bool { s := d.Spec(); return s.AppEnabled() || s.UIEnabled() },
 		Resync:  keysOf(d.Spec, controllers.AppKeys)})
@@ -131,8 +125,3 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 // node, which on a loaded machine is a few handshakes long (each worker
 // dials in turn), or the second visit dials again.
 const onceIdleRelease = 10 * time.Second
-
-func withLog(nd controllers.NodeDeps, d Deps, name string) controllers.NodeDeps {
-	nd.Log = d.Log.WithName(name)
-	return nd
-}

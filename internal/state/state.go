@@ -1,7 +1,8 @@
 // Package state is the operator's in-memory picture of the cluster. Each
-// reconciler owns one slice and is its only writer; the others, the metrics
-// collector and the status page only read. Readers get copies, so nothing a
-// reader holds changes under it.
+// reconciler owns one slice and is its only writer; the metrics collector
+// and the status page read it all, and other reconcilers read it only
+// through the views in views.go. Readers get copies, so nothing a reader
+// holds changes under it.
 package state
 
 import (
@@ -9,6 +10,7 @@ import (
 	"encoding/hex"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -138,6 +140,8 @@ type Store struct {
 	reconcilers map[string]ReconcilerStatus
 	listeners   map[string][]func()
 
+	fleetListed time.Time // FleetListed: discovery's view
+
 	// nodesVer changes whenever a node's classification for the nodes
 	// gauge could have changed; counts caches the last CountNodes result.
 	nodesVer uint64
@@ -214,7 +218,7 @@ func (s *Store) Nodes() []Node {
 		n.Concerns = maps.Clone(n.Concerns)
 		out = append(out, n)
 	}
-	slices.SortFunc(out, func(a, b Node) int { return compare(a.Address, b.Address) })
+	slices.SortFunc(out, func(a, b Node) int { return strings.Compare(a.Address, b.Address) })
 	return out
 }
 
@@ -361,7 +365,7 @@ func (s *Store) Apps() []App {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := slices.Collect(maps.Values(s.apps))
-	slices.SortFunc(out, func(a, b App) int { return compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b App) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -407,7 +411,7 @@ func (s *Store) Reconcilers() []ReconcilerStatus {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := slices.Collect(maps.Values(s.reconcilers))
-	slices.SortFunc(out, func(a, b ReconcilerStatus) int { return compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b ReconcilerStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
@@ -425,14 +429,4 @@ func (s *Store) UpdateReconciler(name string, fn func(*ReconcilerStatus)) {
 func Hash(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

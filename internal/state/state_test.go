@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/registry-operator/registry-operator/internal/reconciler"
 )
 
 func TestFleetMembershipAndConcerns(t *testing.T) {
@@ -116,5 +118,40 @@ func TestCountNodesRecountsOnlyOnChange(t *testing.T) {
 	}
 	if count("other"); calls == 0 {
 		t.Error("a different classifier key reused the cached counts")
+	}
+}
+
+// Each view shows what its owner wrote, and nothing else.
+func TestViews(t *testing.T) {
+	s := New()
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.SetFleet([]Node{{Address: "a", Hostname: "agent-a"}, {Address: "b"}})
+	s.SetConcern("a", reconciler.Trust, Concern{Hash: "h1", Checked: t0})
+	s.SetConcern("b", reconciler.Trust, Concern{Hash: "h0", Checked: t0.Add(time.Minute)})
+	s.SetConcern("a", reconciler.Placement, Concern{Hash: "c1"})
+	s.SetConcern("b", reconciler.Conntrack, Concern{Hash: "h1", Checked: t0.Add(time.Hour)})
+
+	ta := s.TrustApplied()
+	if !ta.LastPass.Equal(t0.Add(time.Minute)) || !slices.Equal(ta.Missing("h1"), []string{"b"}) || len(ta.Missing("h0")) != 1 {
+		t.Errorf("TrustApplied = %+v", ta)
+	}
+	cp := s.CertificatePlacement()
+	want := []PlacedNode{{Address: "a", Hostname: "agent-a", Hash: "c1"}, {Address: "b"}}
+	if !slices.Equal(cp.Nodes, want) || !slices.Equal(cp.Missing("c1"), []string{"b"}) {
+		t.Errorf("CertificatePlacement = %+v", cp)
+	}
+	if a := s.AppPlacement("/registry"); a.Observed {
+		t.Errorf("an app never observed: %+v", a)
+	}
+	s.SetApp(App{ID: "/registry", Hosts: []string{"agent-a"}, RestartedForGeneration: 3})
+	if a := s.AppPlacement("/registry"); !a.Observed || !slices.Equal(a.Hosts, []string{"agent-a"}) || a.RestartedForGeneration != 3 {
+		t.Errorf("AppPlacement = %+v", a)
+	}
+	if !s.FleetListed().IsZero() {
+		t.Error("fleet listed before discovery said so")
+	}
+	s.SetFleetListed(t0)
+	if !s.FleetListed().Equal(t0) {
+		t.Errorf("FleetListed = %v", s.FleetListed())
 	}
 }
