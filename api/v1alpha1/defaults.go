@@ -38,6 +38,14 @@ const (
 	DefaultReconcileTimeout  = 5 * time.Minute
 	DefaultElectionPath      = "/registry-operator/leader"
 	DefaultSessionTimeout    = 10 * time.Second
+	DefaultAuthRealm         = "registry"
+	DefaultPullUser          = "agents"
+	DefaultPullRotation      = 720 * time.Hour
+	DefaultDockerTarGz       = "/etc/docker.tar.gz"
+	DefaultDockerConfig      = "/root/.docker/config.json"
+	// MinPullRotation bounds how often the pull password may change: every
+	// change is distributed to every agent.
+	MinPullRotation = time.Minute
 )
 
 // Default fills every optional field that is unset. It is idempotent and is
@@ -133,6 +141,26 @@ func Default(r *Registry) {
 	setDur(&s.Reconcile.Interval, DefaultInterval)
 	setStr(&s.Reconcile.Mode, ModeEnforce)
 	setDur(&s.Reconcile.Timeout, DefaultReconcileTimeout)
+	if s.AuthEnabled() {
+		h := s.Auth.Htpasswd
+		setStr(&h.Realm, DefaultAuthRealm)
+		setStr(&h.PullUser, DefaultPullUser)
+		setDur(&h.PullPasswordRotation, DefaultPullRotation)
+		if s.PullCredentials == nil && s.Nodes != nil {
+			s.PullCredentials = &PullCredentialsSpec{}
+		}
+	}
+	if p := s.PullCredentials; p != nil {
+		if p.DockerTarGz == nil {
+			p.DockerTarGz = ptr(DefaultDockerTarGz)
+		}
+		if p.DockerConfig == nil {
+			p.DockerConfig = ptr(DefaultDockerConfig)
+		}
+		if p.MesosDockerConfig == nil {
+			p.MesosDockerConfig = ptr("")
+		}
+	}
 	if l := s.LeaderElection; l != nil {
 		setStr(&l.Path, DefaultElectionPath)
 		setDur(&l.SessionTimeout, DefaultSessionTimeout)

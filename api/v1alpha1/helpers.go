@@ -61,3 +61,24 @@ func RegistryDirNames(address string) ([]string, error) {
 	}
 	return names, nil
 }
+
+// AuthEnabled: the registry requires htpasswd logins.
+func (s *Spec) AuthEnabled() bool { return s.Auth != nil && s.Auth.Htpasswd != nil }
+
+// CredentialsEnabled: pull credentials are kept on every agent (and the
+// pull password generated and rotated).
+func (s *Spec) CredentialsEnabled() bool {
+	return s.AuthEnabled() && s.Nodes != nil && s.PullCredentials != nil
+}
+
+// Paths returns the enabled forms' paths: "" for a form that is off.
+func (p *PullCredentialsSpec) Paths() (dockerTarGz, dockerConfig, mesosDockerConfig string) {
+	return deref(p.DockerTarGz), deref(p.DockerConfig), deref(p.MesosDockerConfig)
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}

@@ -34,6 +34,12 @@ type Spec struct {
 	UI             *UISpec             `yaml:"ui,omitempty" json:"ui,omitempty"`
 	Reconcile      ReconcileSpec       `yaml:"reconcile" json:"reconcile"`
 	LeaderElection *LeaderElectionSpec `yaml:"leaderElection,omitempty" json:"leaderElection,omitempty"`
+	// Auth makes the registry private (absent: anyone who reaches it may
+	// push, pull and delete).
+	Auth *AuthSpec `yaml:"auth,omitempty" json:"auth,omitempty"`
+	// PullCredentials is what every agent gets so pulls work with auth on.
+	// Defaulted (every form at its default path) when auth and nodes are set.
+	PullCredentials *PullCredentialsSpec `yaml:"pullCredentials,omitempty" json:"pullCredentials,omitempty"`
 }
 
 // MarathonSpec says how to reach Marathon. Several URLs fail over in order.
@@ -308,4 +314,41 @@ func InstancesOr(p *int, def int) int {
 		return def
 	}
 	return *p
+}
+
+// AuthSpec is the registry's access control.
+type AuthSpec struct {
+	Htpasswd *HtpasswdSpec `yaml:"htpasswd,omitempty" json:"htpasswd,omitempty"`
+}
+
+// HtpasswdSpec: the registry's htpasswd auth. Every user may push and pull;
+// the pull user's password is generated and rotated by the operator.
+type HtpasswdSpec struct {
+	// Realm is the Basic auth realm the registry announces.
+	Realm string         `yaml:"realm,omitempty" json:"realm,omitempty"`
+	Users []HtpasswdUser `yaml:"users,omitempty" json:"users,omitempty"`
+	// PullUser names the generated user agents pull with; a generation
+	// suffix (<pullUser>-<n>) lets old and new passwords be valid at once.
+	PullUser string `yaml:"pullUser,omitempty" json:"pullUser,omitempty"`
+	// PullPasswordRotation is how often a new pull password is made.
+	PullPasswordRotation Duration `yaml:"pullPasswordRotation,omitempty" json:"pullPasswordRotation,omitempty"`
+}
+
+// HtpasswdUser is a person or CI job; the password is read from a file
+// (one line, the plain password) so it never sits in the spec.
+type HtpasswdUser struct {
+	Name         string `yaml:"name" json:"name"`
+	PasswordFile string `yaml:"passwordFile" json:"passwordFile"`
+}
+
+// PullCredentialsSpec lists the forms of the pull credentials every agent
+// gets. Each is a path; nil means its default, "" turns that form off.
+type PullCredentialsSpec struct {
+	// DockerTarGz holds .docker/config.json (0600) for the Docker
+	// containerizer: apps fetch it with "fetch": [{"uri": "file://<path>"}].
+	DockerTarGz *string `yaml:"dockerTarGz,omitempty" json:"dockerTarGz,omitempty"`
+	// DockerConfig is merged: entries for other registries are kept.
+	DockerConfig *string `yaml:"dockerConfig,omitempty" json:"dockerConfig,omitempty"`
+	// MesosDockerConfig is a file for the Mesos agent's --docker_config (UCR).
+	MesosDockerConfig *string `yaml:"mesosDockerConfig,omitempty" json:"mesosDockerConfig,omitempty"`
 }

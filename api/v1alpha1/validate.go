@@ -76,6 +76,7 @@ func Validate(r *Registry) FieldErrors {
 	v.ui(s.UI, s.App)
 	v.reconcile(&s.Reconcile)
 	v.leader(s.LeaderElection, s.TLS)
+	v.auth(s)
 	return v.errs
 }
 

@@ -11,6 +11,10 @@ const (
 	Conntrack    = "conntrack"
 	Placement    = "placement"
 	App          = "app"
+	// PullSecret generates and rotates the registry's pull password (one
+	// cluster-wide key); Credentials keeps it on every agent (one key per node).
+	PullSecret  = "pullsecret"
+	Credentials = "credentials"
 )
 
 // All lists every reconciler in the order the status page shows them.

@@ -20,6 +20,8 @@ const (
 	TopicPKI   = "pki"   // trust bundle or server certificate changed
 	TopicNodes = "nodes" // a node observation changed
 	TopicApp   = "app"   // an app's observed state changed
+	// TopicPullSecret: the pull users the registry must accept changed.
+	TopicPullSecret = "pullsecret"
 )
 
 // CertInfo describes one certificate for status and metrics.
@@ -134,6 +136,7 @@ type ReconcilerStatus struct {
 type Store struct {
 	mu          sync.RWMutex
 	pki         PKI
+	pullSecret  PullSecret
 	nodes       map[string]Node
 	apps        map[string]App
 	probe       Probe
