@@ -10,7 +10,7 @@ import (
 // (checked minute by minute over the first two days).
 func FuzzNext(f *testing.F) {
 	for _, s := range []string{"0 3 * * 0", "*/15 * * * *", "0 0 29 2 *", "0 0 13 * 5", "0 0 */2 * 5",
-		"5 4 * * mon-fri", "0 9-17/4 1,15 * *", "59 23 31 12 *", "* * * * *"} {
+		"5 4 * * mon-fri", "0 9-17/4 1,15 * *", "59 23 31 12 *", "* * * * *", "0 0 29 2 */7"} {
 		f.Add(s, int64(1796083200)) // 2026-12-01
 		f.Add(s, int64(4107542399)) // 2100-02-28 23:59:59
 	}

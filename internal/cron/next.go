@@ -21,9 +21,11 @@ func (s *Schedule) dayMatches(t time.Time) bool {
 	return dom || dow
 }
 
-// searchYears bounds Next's search: a Parse'd schedule fires at least once
-// in any 8 years (February 29th skips 2100).
-const searchYears = 9
+// searchYears bounds Next's search. The Gregorian calendar repeats every
+// 400 years, and Parse accepts only schedules that fire on some date, so
+// each fires within that span; the longest gaps are decades ("0 0 29 2
+// */7": February 29th on a Sunday, 2088 then 2128).
+const searchYears = 400
 
 // Next returns the first minute strictly after after (in UTC) at which the
 // schedule fires; the zero time for a zero Schedule.
