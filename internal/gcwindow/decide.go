@@ -136,6 +136,10 @@ func (d Decider) idle(in Inputs, now time.Time) Action {
 	if in.Stopping {
 		return Action{Kind: None, Status: "garbage collection due, not started: the operator is stopping"}
 	}
+	if in.MaxReadOnly <= 0 || in.GCTimeout <= 0 {
+		// Without both limits nothing would bound the read-only window.
+		return Action{Kind: None, Status: fmt.Sprintf("garbage collection due, not started: maxReadOnly (%s) and the garbage-collect timeout (%s) must be positive", in.MaxReadOnly, in.GCTimeout), RequeueAfter: Retry}
+	}
 	if why := in.Blockers.refusal(); why != "" {
 		return Action{Kind: None, Status: "garbage collection due since " + due.Format(time.RFC3339) + ", not started: " + why, RequeueAfter: Retry}
 	}

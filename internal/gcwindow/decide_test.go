@@ -55,6 +55,10 @@ func TestDecide(t *testing.T) {
 			kind: None, status: "no registry instance runs"},
 		{name: "unknown data agent", now: due, edit: func(in *Inputs) { in.Blockers.DataAgent = "" },
 			kind: None, status: "the agent holding the registry's data is unknown"},
+		{name: "no maxReadOnly", now: due, edit: func(in *Inputs) { in.MaxReadOnly = 0 },
+			kind: None, status: "maxReadOnly (0s) and the garbage-collect timeout (20m0s) must be positive"},
+		{name: "no GC timeout", now: due, edit: func(in *Inputs) { in.GCTimeout = -time.Second },
+			kind: None, status: "must be positive"},
 		{name: "stopping before opening", now: due, edit: func(in *Inputs) { in.Stopping = true },
 			kind: None, status: "the operator is stopping"},
 

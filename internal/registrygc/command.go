@@ -38,7 +38,9 @@ type Command struct {
 	BinaryPath string
 	// ConfigPath is the registry's configuration file on the agent. The
 	// binary runner requires it; the docker runner mounts it read-only
-	// over the image's own, or uses the image's own when it is empty.
+	// over the image's own, or uses the image's own when it is empty. In
+	// the container the data is at ContainerData, so a mounted config's
+	// storage.filesystem.rootdirectory must say that path.
 	ConfigPath string
 	// Image is the registry image (docker runner).
 	Image string
