@@ -71,6 +71,17 @@ func TestStatVFSOnTmpfs(t *testing.T) {
 			if !tc.sftp && opened == 0 {
 				t.Error("statvfs over exec opened no session: the test does not see sessions")
 			}
+
+			// Report mode reads the node: the same answer, nothing recorded.
+			err := e.Do(context.Background(), cfg, d.Addr, func(ctx context.Context, c Conn) error {
+				rec := Recording(c)
+				u, err := rec.StatVFS(ctx, dir)
+				if err == nil && (u.Size != after.Size || u.Free != after.Free || len(rec.Recorded()) != 0) {
+					t.Errorf("through Recording: %+v, recorded %q; want %+v and nothing recorded", u, rec.Recorded(), after)
+				}
+				return err
+			})
+			must(t, err)
 		})
 	}
 }
