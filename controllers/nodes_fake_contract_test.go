@@ -16,10 +16,12 @@ import (
 // excepted: the fake runs no scripts, tests answer them).
 func TestFakeConnContract(t *testing.T) {
 	n := newFakeNode()
+	n.usage = nodes.FSUsage{Size: 10 << 30, Free: 4 << 30, Avail: 3 << 30}
 	do := func(ctx context.Context, fn func(context.Context, nodes.Conn) error) error {
 		return fn(ctx, &fakeConn{n: n, name: nodeA})
 	}
 	nodestest.FSContract(t, do, &fakeDisk{n: n})
+	nodestest.StatVFSContract(t, do, &fakeDisk{n: n})
 }
 
 // fakeDisk is a fakeNode seen from outside its connection.
@@ -71,6 +73,8 @@ func (d *fakeDisk) WriteFile(p string, data []byte, perm fs.FileMode) error {
 	d.n.files[p], d.n.modes[p] = append([]byte(nil), data...), perm
 	return nil
 }
+
+func (d *fakeDisk) StatFS(string) (nodes.FSUsage, error) { return d.n.usage, nil }
 
 func (d *fakeDisk) MkdirAll(p string) error {
 	for ; p != "/" && p != "."; p = path.Dir(p) {

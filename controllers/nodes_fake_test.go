@@ -31,6 +31,8 @@ type fakeNode struct {
 	// run, when set, answers Run; runs records every script run.
 	run  func(script string, args []string) ([]byte, error)
 	runs []string
+	// usage is what StatVFS answers for every path that exists.
+	usage nodes.FSUsage
 }
 
 func newFakeNode() *fakeNode {
@@ -176,6 +178,13 @@ func (c *fakeConn) Readlink(_ context.Context, p string) (string, error) {
 		return "", notExist(p)
 	}
 	return t, nil
+}
+func (c *fakeConn) StatVFS(_ context.Context, p string) (nodes.FSUsage, error) {
+	_, f := c.n.files[p]
+	if !f && !c.n.dirs[p] {
+		return nodes.FSUsage{}, notExist(p)
+	}
+	return c.n.usage, nil
 }
 func (c *fakeConn) Run(_ context.Context, script string, args ...string) ([]byte, error) {
 	if c.n.run == nil {

@@ -38,6 +38,10 @@ type Conn interface {
 	Symlink(ctx context.Context, target, link string) error
 	// Readlink returns a symbolic link's target; fs.ErrNotExist when absent.
 	Readlink(ctx context.Context, path string) (string, error)
+	// StatVFS describes the file system that holds path (statvfs(3)); the
+	// error wraps fs.ErrNotExist when path is absent. Over SFTP it is one
+	// statvfs@openssh.com request: no process starts on the node.
+	StatVFS(ctx context.Context, path string) (FSUsage, error)
 	// Run executes a fixed POSIX sh script; args reach it as "$1"... and are
 	// never parsed as shell text. It starts a process on the node.
 	Run(ctx context.Context, script string, args ...string) ([]byte, error)
@@ -50,6 +54,16 @@ type FileInfo struct {
 	// IsLink: a symbolic link (never followed: IsDir is false for it).
 	IsLink bool
 	Mode   fs.FileMode // permission bits
+}
+
+// FSUsage is a file system's size and free space, in bytes.
+type FSUsage struct {
+	Size uint64
+	// Free counts every free block; Avail those an unprivileged user may
+	// take (Free less the blocks reserved for root). Used space is
+	// Size - Free, as df counts it.
+	Free  uint64
+	Avail uint64
 }
 
 // maxRead bounds what a pass reads from one file: certificates, keys and

@@ -17,6 +17,7 @@ func TestExecutorConnContract(t *testing.T) {
 			do, kind := nodes.ContractTarget(t, tc.sftp)
 			nodestest.FSContract(t, do, nodestest.LocalDisk{})
 			nodestest.RunContract(t, do, nodestest.LocalDisk{})
+			nodestest.StatVFSContract(t, do, nodestest.LocalDisk{})
 			if k := kind(); k != tc.name {
 				t.Fatalf("connection is %s, want %s", k, tc.name)
 			}

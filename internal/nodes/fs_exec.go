@@ -63,6 +63,11 @@ rmdir -- "$s"
 trap - EXIT`
 	scriptReadlink = `[ -L "$1" ] || { [ -e "$1" ] && { echo "not a symbolic link" >&2; exit 1; }; exit 3; }
 exec readlink -- "$1"`
+	// scriptStatVFS prints the fundamental block size and the total, free
+	// and available block counts, in that unit (statvfs's f_frsize,
+	// f_blocks, f_bfree, f_bavail).
+	scriptStatVFS = `[ -e "$1" ] || exit 3
+exec stat -f -c '%S %b %f %a' -- "$1"`
 	scriptChmod  = `chmod "$2" -- "$1"`
 	scriptRemove = `if [ -d "$1" ] && [ ! -L "$1" ]; then rmdir -- "$1"; else [ -e "$1" ] || [ -L "$1" ] || exit 3; rm -f -- "$1"; fi`
 )
@@ -182,4 +187,33 @@ func (e *execConn) Readlink(ctx context.Context, p string) (string, error) {
 		return "", err
 	}
 	return strings.TrimSuffix(string(out), "\n"), nil
+}
+
+func (e *execConn) StatVFS(ctx context.Context, p string) (FSUsage, error) {
+	out, err := e.do(ctx, "statvfs", p, nil, scriptStatVFS, p)
+	if err != nil {
+		return FSUsage{}, err
+	}
+	u, err := parseStatVFS(string(out))
+	if err != nil {
+		return FSUsage{}, fmt.Errorf("node %s: statvfs %s: %w", e.c.node, p, err)
+	}
+	return u, nil
+}
+
+// parseStatVFS reads scriptStatVFS's "frsize blocks bfree bavail".
+func parseStatVFS(s string) (FSUsage, error) {
+	f := strings.Fields(s)
+	if len(f) != 4 {
+		return FSUsage{}, fmt.Errorf("unexpected stat -f output %q", s)
+	}
+	var n [4]uint64
+	for i, w := range f {
+		v, err := strconv.ParseUint(w, 10, 64)
+		if err != nil {
+			return FSUsage{}, fmt.Errorf("unexpected stat -f output %q: %w", s, err)
+		}
+		n[i] = v
+	}
+	return FSUsage{Size: n[0] * n[1], Free: n[0] * n[2], Avail: n[0] * n[3]}, nil
 }

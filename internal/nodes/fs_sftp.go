@@ -382,3 +382,23 @@ func (s *sftpConn) Readlink(ctx context.Context, p string) (target string, err e
 	})
 	return target, err
 }
+
+// statVFSExtension is OpenSSH's SFTP extension behind Client.StatVFS.
+const statVFSExtension = "statvfs@openssh.com"
+
+// StatVFS asks the sftp-server; one that lacks OpenSSH's extension is
+// asked through the exec fallback instead.
+func (s *sftpConn) StatVFS(ctx context.Context, p string) (u FSUsage, err error) {
+	if _, ok := s.sc.HasExtension(statVFSExtension); !ok {
+		return s.execConn.StatVFS(ctx, p)
+	}
+	err = s.op(ctx, "statvfs", p, func() error {
+		st, err := s.sc.StatVFS(p)
+		if err != nil {
+			return err
+		}
+		u = FSUsage{Size: st.Frsize * st.Blocks, Free: st.Frsize * st.Bfree, Avail: st.Frsize * st.Bavail}
+		return nil
+	})
+	return u, err
+}

@@ -69,6 +69,11 @@ func (r *RecordingConn) Readlink(ctx context.Context, path string) (string, erro
 	return r.conn.Readlink(ctx, path)
 }
 
+// StatVFS implements Conn: it reads the node.
+func (r *RecordingConn) StatVFS(ctx context.Context, path string) (FSUsage, error) {
+	return r.conn.StatVFS(ctx, path)
+}
+
 // WriteFile records the write and reports success.
 func (r *RecordingConn) WriteFile(_ context.Context, path string, data []byte, perm fs.FileMode) error {
 	r.record("write %s (mode %o, %d bytes)", path, perm.Perm(), len(data))

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/registry-operator/registry-operator/internal/nodes"
@@ -173,6 +174,57 @@ func RunContract(t *testing.T, do Do, disk Disk) {
 	}
 }
 
+// UsageDisk is a Disk that also tells the size and free space of the file
+// system holding a path, as statvfs(3) on the node sees them.
+type UsageDisk interface {
+	Disk
+	StatFS(path string) (nodes.FSUsage, error)
+}
+
+// usageSlack is how far the free space may move between the connection's
+// answer and the disk's: other processes write to the same file system.
+// The size may not move at all.
+const usageSlack = 256 << 20
+
+// StatVFSContract checks StatVFS: it describes the file system holding the
+// path (file or directory) as the disk does, and a missing path is
+// fs.ErrNotExist.
+func StatVFSContract(t *testing.T, do Do, disk UsageDisk) {
+	t.Helper()
+	dir := disk.TempDir(t)
+	file := filepath.Join(dir, "f")
+	must(t, disk.WriteFile(file, []byte("x"), 0o644))
+	err := do(context.Background(), func(ctx context.Context, c nodes.Conn) error {
+		for _, p := range []string{dir, file} {
+			got, err := c.StatVFS(ctx, p)
+			if err != nil {
+				t.Errorf("statvfs %s: %v", p, err)
+				continue
+			}
+			want, err := disk.StatFS(p)
+			must(t, err)
+			if got.Size == 0 || got.Size != want.Size {
+				t.Errorf("statvfs %s: size %d, want %d", p, got.Size, want.Size)
+			}
+			if !near(got.Free, want.Free) || !near(got.Avail, want.Avail) {
+				t.Errorf("statvfs %s: free %d avail %d, want about %d and %d", p, got.Free, got.Avail, want.Free, want.Avail)
+			}
+			if got.Avail > got.Free || got.Free > got.Size {
+				t.Errorf("statvfs %s: %+v: want avail <= free <= size", p, got)
+			}
+		}
+		if _, err := c.StatVFS(ctx, filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("statvfs of a missing path: %v, want fs.ErrNotExist", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func near(a, b uint64) bool { return max(a, b)-min(a, b) <= usageSlack }
+
 // LocalDisk is the local file system: the disk of a test node that runs
 // on this machine (an sshd on loopback).
 type LocalDisk struct{}
@@ -204,6 +256,16 @@ func (LocalDisk) Exists(p string) bool {
 // WriteFile implements Disk.
 func (LocalDisk) WriteFile(p string, data []byte, perm fs.FileMode) error {
 	return os.WriteFile(p, data, perm)
+}
+
+// StatFS implements UsageDisk with statfs(2).
+func (LocalDisk) StatFS(p string) (nodes.FSUsage, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(p, &st); err != nil {
+		return nodes.FSUsage{}, &fs.PathError{Op: "statfs", Path: p, Err: err}
+	}
+	bs := uint64(st.Frsize)
+	return nodes.FSUsage{Size: bs * st.Blocks, Free: bs * st.Bfree, Avail: bs * st.Bavail}, nil
 }
 
 // MkdirAll implements Disk.
