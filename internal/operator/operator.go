@@ -60,7 +60,7 @@ type leaderView interface {
 // New loads the config and builds every part; nothing runs yet.
 func New(opts Options) (*Operator, error) {
 	m := metrics.New(metrics.BuildInfo{Version: opts.Version})
-	src, err := config.Open(opts.ConfigPath, m, opts.Log.WithName("config"))
+	src, err := config.Open(opts.ConfigPath, m, opts.Log.WithName("config"), leaderElectionFixed)
 	if err != nil {
 		return nil, err
 	}
