@@ -5,26 +5,58 @@ import (
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/leader"
-	"github.com/registry-operator/registry-operator/internal/metrics"
 )
 
-// newElector joins the ZooKeeper election the spec names. leaderElection
-// takes effect at start only: a reload that changes it is rejected
-// (leaderElectionFixed) and changing it needs a restart.
-func newElector(le *v1alpha1.LeaderElectionSpec, opts Options, m *metrics.Metrics) (*leader.Elector, error) {
+// joinElection sets up what leaderElection asks for. A run joins the
+// election, and with stateStore zookeeper keeps the PKI in ZooKeeper. A
+// plan never stands in the election: it only reads the shared PKI state,
+// through a store that refuses every write. leaderElection takes effect at
+// start only: a reload that changes it is rejected (leaderElectionFixed).
+func (o *Operator) joinElection(le *v1alpha1.LeaderElectionSpec, d *Deps) error {
+	zkStore := le.StateStore == v1alpha1.StateStoreZooKeeper
+	if o.opts.Plan && !zkStore {
+		return nil
+	}
+	cfg, err := electionConfig(le, o.opts)
+	if err != nil {
+		return err
+	}
+	if o.opts.Plan {
+		r, err := leader.OpenReadOnlyPKIStore(cfg)
+		if err != nil {
+			return err
+		}
+		o.closers = append(o.closers, r.Close)
+		d.PKIStore = r
+		return nil
+	}
+	cfg.Leading = o.metrics.Leader
+	el, err := leader.New(cfg)
+	if err != nil {
+		return err
+	}
+	o.elector, o.leader = el, el
+	o.closers = append(o.closers, el.Close)
+	if zkStore {
+		d.PKIStore = leader.NewPKIStore(el)
+	}
+	return nil
+}
+
+// electionConfig is the ZooKeeper election the spec names.
+func electionConfig(le *v1alpha1.LeaderElectionSpec, opts Options) (leader.Config, error) {
 	var digest *leader.Digest
 	if le.DigestFile != "" {
 		d, err := leader.ReadDigestFile(le.DigestFile)
 		if err != nil {
-			return nil, err
+			return leader.Config{}, err
 		}
 		digest = d
 	}
-	return leader.New(leader.Config{
+	return leader.Config{
 		Servers: le.ZooKeeper, Path: le.Path, SessionTimeout: le.SessionTimeout.Duration,
-		Self: leader.Self(opts.Version), Digest: digest,
-		Log: opts.Log.WithName("leader"), Leading: m.Leader,
-	})
+		Self: leader.Self(opts.Version), Digest: digest, Log: opts.Log.WithName("leader"),
+	}, nil
 }
 
 // leaderElectionFixed refuses a reload that changes leaderElection: the
