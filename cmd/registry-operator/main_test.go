@@ -149,8 +149,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // TestRunServesAndSurvivesEdits runs the real binary: it starts, serves
-// /metrics and /healthz, survives a bad and a good edit of its config, and
-// stops cleanly on SIGTERM.
+// /metrics and /healthz, survives a bad and a good edit of its config,
+// rejects an edit of leaderElection (which needs a restart), and stops
+// cleanly on SIGTERM.
 func TestRunServesAndSurvivesEdits(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -209,6 +210,26 @@ func TestRunServesAndSurvivesEdits(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "good edit applied", func() bool { return metric("registry_operator_config_last_reload_successful") == "1" })
+
+	// Turning leader election on is refused at runtime, like an invalid edit.
+	withElection := tlsOnly(dir, "90s") + "  leaderElection: {zookeeper: [\"127.0.0.1:1\"], stateStore: sharedDir}\n"
+	if err := os.WriteFile(cfg, []byte(withElection), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "leaderElection edit rejected", func() bool {
+		return metric("registry_operator_config_last_reload_successful") == "0"
+	})
+	const restart = "restart the operator to change leader election"
+	if _, body := get(base + "/api/status"); !strings.Contains(body, "spec.leaderElection") || !strings.Contains(body, restart) {
+		t.Errorf("/api/status does not say the leaderElection edit needs a restart:\n%s", body)
+	}
+	if _, out, _ := runCLI(t, "status", "--addr", addr); !strings.Contains(out, "last reload REJECTED") ||
+		!strings.Contains(out, restart) {
+		t.Errorf("status does not show the rejected leaderElection edit:\n%s", out)
+	}
+	if !strings.Contains(logs.String(), "spec.leaderElection") {
+		t.Errorf("log does not name spec.leaderElection:\n%s", logs.String())
+	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -31,6 +31,7 @@ type Source struct {
 	metrics *metrics.Metrics
 	log     logr.Logger
 	now     func() time.Time
+	checks  []Check
 
 	cur atomic.Pointer[v1alpha1.Registry]
 
@@ -48,9 +49,15 @@ type Info struct {
 	YAML      string    `json:"yaml"`
 }
 
-// Open loads path; the first load must succeed.
-func Open(path string, m *metrics.Metrics, log logr.Logger) (*Source, error) {
-	s := &Source{path: path, metrics: m, log: log, now: time.Now}
+// Check is a rule a reloaded spec must meet against the one in force, for
+// settings that take effect at start only. An error rejects the edit like
+// an invalid one: the spec in force stays, and the error is reported.
+type Check func(inForce, next *v1alpha1.Registry) error
+
+// Open loads path; the first load must succeed. Every reload after it must
+// also pass checks.
+func Open(path string, m *metrics.Metrics, log logr.Logger, checks ...Check) (*Source, error) {
+	s := &Source{path: path, metrics: m, log: log, now: time.Now, checks: checks}
 	if _, err := s.Reload(); err != nil {
 		return nil, err
 	}
@@ -98,6 +105,9 @@ func (s *Source) Reload() (changed bool, err error) {
 	if err == nil {
 		r, err = v1alpha1.Parse(data)
 	}
+	if err == nil {
+		err = s.check(r)
+	}
 	if err != nil {
 		s.lastErr = err
 		s.metrics.ConfigReloadSuccessful.Set(0)
@@ -108,6 +118,20 @@ func (s *Source) Reload() (changed bool, err error) {
 	s.metrics.ConfigReloadSuccessful.Set(1)
 	s.metrics.ConfigReloadTimestamp.Set(float64(s.loadedAt.Unix()))
 	return true, nil
+}
+
+// check applies the reload checks; the first load has nothing to compare.
+func (s *Source) check(next *v1alpha1.Registry) error {
+	cur := s.cur.Load()
+	if cur == nil {
+		return nil
+	}
+	for _, c := range s.checks {
+		if err := c(cur, next); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Watch reloads on every change of the file until ctx is done, and calls

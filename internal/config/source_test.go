@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/metrics"
 )
 
@@ -195,5 +197,40 @@ func TestReloadRefusesFIFO(t *testing.T) {
 	}
 	if got := s.Spec().Reconcile.Interval.Duration; got != 30*time.Second {
 		t.Errorf("spec in force changed: interval %s", got)
+	}
+}
+
+// A reload check rejects an edit like an invalid one: the spec in force
+// stays, the metric and Info say why, and reverting the edit clears it.
+func TestReloadCheckRejectsEdit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "registry.yaml")
+	write(t, path, spec("60s"))
+	m := metrics.New(metrics.BuildInfo{})
+	fixed := func(inForce, next *v1alpha1.Registry) error {
+		if inForce.Spec.Reconcile.Interval != next.Spec.Reconcile.Interval {
+			return errors.New("spec.reconcile.interval: fixed at start")
+		}
+		return nil
+	}
+	s, err := Open(path, m, testr.New(t), fixed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, path, spec("5m"))
+	if changed, err := s.Reload(); changed || err == nil || !strings.Contains(err.Error(), "fixed at start") {
+		t.Fatalf("checked edit: changed=%v err=%v", changed, err)
+	}
+	if s.Spec().Reconcile.Interval.Duration != time.Minute {
+		t.Error("rejected edit took effect")
+	}
+	if v := testutil.ToFloat64(m.ConfigReloadSuccessful); v != 0 {
+		t.Errorf("config_last_reload_successful = %v after a rejected edit", v)
+	}
+	if in := s.Info(); !strings.Contains(in.LastError, "fixed at start") {
+		t.Errorf("Info().LastError = %q", in.LastError)
+	}
+	write(t, path, spec("60s"))
+	if _, err := s.Reload(); err != nil || s.Info().LastError != "" || testutil.ToFloat64(m.ConfigReloadSuccessful) != 1 {
+		t.Errorf("reverted edit: err=%v lastError=%q", err, s.Info().LastError)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +215,55 @@ func TestPKIStoreKeepsKeysUnderTheDigestACL(t *testing.T) {
 	}
 	if err := cs.Save(ctx, set(2)); err == nil || !strings.Contains(err.Error(), "grants read to world:anyone") {
 		t.Errorf("Save of keys into a world-readable znode: err = %v, want a refusal", err)
+	}
+}
+
+// The read-only store (plan) reads what the leader wrote, never stands in
+// the election, and refuses every write without changing the set.
+func TestReadOnlyPKIStore(t *testing.T) {
+	z := startZK(t)
+	d := NewDigest("operator", "s3cret")
+	path := "/ro3/leader"
+	a := startInst(t, "a", []string{z.addr()}, path, newTerms(t), withDigest(d))
+	waitFor(t, 30*time.Second, "a to lead", a.e.IsLeader)
+	ctx := context.Background()
+	if err := NewPKIStore(a.e).Save(ctx, set(1)); err != nil {
+		t.Fatal(err)
+	}
+
+	r, err := OpenReadOnlyPKIStore(Config{Servers: []string{z.addr()}, Path: path, SessionTimeout: testSession,
+		Digest: d, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	f, err := r.Load(ctx)
+	if err != nil || string(f[pki.FileCAKey]) != "key 1" || len(f) != len(set(1)) {
+		t.Fatalf("read-only Load = %v, %v; want the set the leader wrote", f, err)
+	}
+	if err := r.Save(ctx, set(2)); !errors.Is(err, ErrReadOnly) || !strings.Contains(err.Error(), "read-only") {
+		t.Fatalf("read-only Save: err = %v, want ErrReadOnly", err)
+	}
+	if f, err := NewPKIStore(a.e).Load(ctx); err != nil || string(f[pki.FileCAKey]) != "key 1" {
+		t.Fatalf("set after a refused write = %v, %v; want it unchanged", f, err)
+	}
+	if kids := children(t, z, path); len(kids) != 1 {
+		t.Errorf("election children %v: the read-only store must not stand in the election", kids)
+	}
+}
+
+// Without a session the read-only store gives up when ctx does, instead
+// of queueing a request that waits for ZooKeeper without bound.
+func TestReadOnlyPKIStoreUnreachable(t *testing.T) {
+	r, err := OpenReadOnlyPKIStore(Config{Servers: []string{fmt.Sprintf("127.0.0.1:%d", freePort(t))}, Path: "/ro4/leader",
+		SessionTimeout: testSession, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := r.Load(ctx); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "no ZooKeeper session") {
+		t.Fatalf("Load without ZooKeeper: err = %v", err)
 	}
 }

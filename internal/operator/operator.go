@@ -21,6 +21,7 @@ import (
 	"github.com/registry-operator/registry-operator/internal/leader"
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/metrics"
+	"github.com/registry-operator/registry-operator/internal/pki"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
 
@@ -60,7 +61,7 @@ type leaderView interface {
 // New loads the config and builds every part; nothing runs yet.
 func New(opts Options) (*Operator, error) {
 	m := metrics.New(metrics.BuildInfo{Version: opts.Version})
-	src, err := config.Open(opts.ConfigPath, m, opts.Log.WithName("config"))
+	src, err := config.Open(opts.ConfigPath, m, opts.Log.WithName("config"), leaderElectionFixed)
 	if err != nil {
 		return nil, err
 	}
@@ -75,14 +76,11 @@ func build(opts Options, src *config.Source, spec func() *v1alpha1.Spec, m *metr
 		Registry: func() *v1alpha1.Registry { return src.Registry() },
 		Once:     opts.Once || opts.Plan,
 	}
-	if le := spec().LeaderElection; le != nil && !opts.Plan {
-		el, err := newElector(le, opts, m)
-		if err != nil {
+	if le := spec().LeaderElection; le != nil {
+		if err := o.joinElection(le, &d); err != nil {
+			o.Close()
 			return nil, err
 		}
-		o.elector, o.leader = el, el
-		o.closers = append(o.closers, el.Close)
-		d.Elector = el
 	}
 	w, err := setupReconcilers(o.mgr, d)
 	if err != nil {
@@ -102,8 +100,10 @@ type Deps struct {
 	Metrics  *metrics.Metrics
 	Log      logr.Logger
 	Clock    clock.WithTicker
-	// Elector is set with leader election; the PKI may then live in ZooKeeper.
-	Elector *leader.Elector
+	// PKIStore is where the certificate state lives when it is not
+	// tls.stateDir: ZooKeeper with stateStore zookeeper (read-only for a
+	// plan). Nil means tls.stateDir.
+	PKIStore pki.Store
 	// Once: one pass, then exit (run --once, plan).
 	Once bool
 }

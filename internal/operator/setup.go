@@ -6,7 +6,6 @@ import (
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/controllers"
-	"github.com/registry-operator/registry-operator/internal/leader"
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/nodes"
 	"github.com/registry-operator/registry-operator/internal/pki"
@@ -28,9 +27,8 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 
 	rd := controllers.Deps{Spec: d.Spec, Store: d.Store, Metrics: d.Metrics, Clock: d.Clock, Log: d.Log}
 	var certOpts controllers.CertificatesOptions
-	if d.Elector != nil && d.Spec().LeaderElection.StateStore == v1alpha1.StateStoreZooKeeper {
-		store := leader.NewPKIStore(d.Elector)
-		certOpts.PKIStore = func(*v1alpha1.Spec) pki.Store { return store }
+	if d.PKIStore != nil {
+		certOpts.PKIStore = func(*v1alpha1.Spec) pki.Store { return d.PKIStore }
 	}
 	certs := controllers.NewCertificates(rd, certOpts)
 	m.Add(manager.Options{Name: reconciler.Certificates, Reconciler: certs,
