@@ -31,6 +31,9 @@ type fakeNode struct {
 	// run, when set, answers Run; runs records every script run.
 	run  func(script string, args []string) ([]byte, error)
 	runs []string
+	// acceptedNew: connections to this node took its host key on first
+	// use (nodes.AcceptedOnFirstUse), as acceptNew does for a new agent.
+	acceptedNew bool
 }
 
 func newFakeNode() *fakeNode {
@@ -67,6 +70,9 @@ type fakeConn struct {
 func notExist(p string) error { return &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist} }
 
 func (c *fakeConn) Node() string { return c.name }
+
+// HostKeyAcceptedOnFirstUse implements nodes.FirstUseReporter.
+func (c *fakeConn) HostKeyAcceptedOnFirstUse() bool { return c.n.acceptedNew }
 func (c *fakeConn) ReadFile(_ context.Context, p string) ([]byte, fs.FileMode, error) {
 	b, ok := c.n.files[p]
 	if !ok {
