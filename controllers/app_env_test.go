@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
+	"github.com/registry-operator/registry-operator/internal/marathon"
 	"github.com/registry-operator/registry-operator/internal/metrics"
 	"github.com/registry-operator/registry-operator/internal/state"
 	"github.com/registry-operator/registry-operator/internal/testing/marathonsim"
@@ -46,6 +48,28 @@ type appEnv struct {
 	rec     *AppReconciler
 	spec    atomic.Pointer[v1alpha1.Spec]
 	ca      *testCA
+	// notListening: the probe cannot connect (a registry still starting);
+	// noHealthYet: Marathon has no health result for the tasks yet.
+	notListening, noHealthYet atomic.Bool
+}
+
+// healthView is the Marathon client as the reconciler sees it, with the
+// tasks' health results withheld while noHealthYet is set.
+type healthView struct {
+	MarathonClient
+	e *appEnv
+}
+
+func (h healthView) GetApp(ctx context.Context, id string) (*marathon.AppStatus, error) {
+	a, err := h.MarathonClient.GetApp(ctx, id)
+	if err != nil || !h.e.noHealthYet.Load() {
+		return a, err
+	}
+	a.TasksHealthy = 0
+	for i := range a.Tasks {
+		a.Tasks[i].HealthCheckResults = nil
+	}
+	return a, nil
 }
 
 // certExec runs tasks in memory; a task "reads" the certificate placed on
@@ -128,7 +152,14 @@ func newAppEnv(t *testing.T, edit func(*v1alpha1.Spec)) *appEnv {
 	e.rec = NewApp(Deps{Spec: func() *v1alpha1.Spec { return e.spec.Load() }, Store: e.store, Metrics: e.metrics,
 		Clock: e.clock, Log: testr.New(t)},
 		AppOptions{Owner: "registry", PollInterval: time.Millisecond,
+			NewClient: func(ms *v1alpha1.MarathonSpec) (MarathonClient, error) {
+				c, err := marathon.New(marathon.OptionsFromSpec(ms, e.metrics))
+				return healthView{MarathonClient: c, e: e}, err
+			},
 			Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				if e.notListening.Load() {
+					return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
+				}
 				return (&net.Dialer{}).DialContext(ctx, network, regAddr)
 			}})
 	return e

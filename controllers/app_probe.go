@@ -27,6 +27,9 @@ type probeResult struct {
 	// Current: every endpoint served the certificate in pki.ServerChain,
 	// whatever else failed. It tells "restart needed" from "registry broken".
 	Current bool
+	// Stale: an endpoint was seen serving a certificate other than the
+	// one in pki.ServerChain (not merely unreachable).
+	Stale bool
 }
 
 // probeRegistry connects to each endpoint over TLS trusting only the PKI
@@ -50,6 +53,7 @@ func probeRegistry(ctx context.Context, dial DialFunc, reg *v1alpha1.RegistryEnd
 			res.Serial = serial
 		}
 		res.Current = res.Current && current
+		res.Stale = res.Stale || (serial != "" && !current)
 		if err != nil {
 			res.Success = false
 			errs = append(errs, ep+": "+err.Error())

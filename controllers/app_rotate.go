@@ -19,7 +19,11 @@ import (
 //
 // The probe decides, not memory: a registry already serving the current
 // certificate (after an operator restart, or an app created after the
-// certificate was placed) is adopted without a restart.
+// certificate was placed) is adopted without a restart. A restart needs
+// evidence that one helps: the registry seen serving another certificate,
+// or Marathon reporting its tasks healthy while the probe still fails. A
+// probe that cannot connect to a task Marathon does not call healthy yet
+// (right after the app was created) waits.
 func (r *AppReconciler) rotate(ctx context.Context, p *pass, cur *marathon.AppStatus) (manager.Result, error) {
 	healthErr := r.healthError(p)
 	pki := r.Store.PKI()
@@ -50,12 +54,46 @@ func (r *AppReconciler) rotate(ctx context.Context, p *pass, cur *marathon.AppSt
 		p.st.RestartedForGeneration = max(p.st.RestartedForGeneration, pki.Generation)
 	}
 	if pki.Generation > p.st.RestartedForGeneration {
+		if !pr.Stale && !tasksHealthy(cur) {
+			// Not seen serving anything else, and Marathon does not call
+			// it healthy: a registry still starting (right after the app
+			// was created, or a task relaunched), not one to restart.
+			p.st.Diff = append(p.st.Diff, fmt.Sprintf("restart for generation %d waits: the registry is not seen "+
+				"serving another certificate, and Marathon does not report its tasks healthy yet (probe: %s)",
+				pki.Generation, orUnknown(pr.Error)))
+			return r.recordRequeue(p, nil)
+		}
 		return r.restart(ctx, p, pki, pr)
 	}
 	if !pr.Success {
 		return r.record(p, fmt.Errorf("registry probe of app %s: %s", p.key, pr.Error))
 	}
 	return r.record(p, healthErr)
+}
+
+// tasksHealthy reports whether Marathon calls every running task healthy:
+// each has health check results and all of them are alive. An app without
+// health checks has nothing more to say than that its tasks run.
+func tasksHealthy(cur *marathon.AppStatus) bool {
+	n := 0
+	for _, t := range cur.Tasks {
+		if t.State != "TASK_RUNNING" {
+			continue
+		}
+		n++
+		if cur.HealthChecks == 0 {
+			continue
+		}
+		if len(t.HealthCheckResults) == 0 {
+			return false
+		}
+		for _, h := range t.HealthCheckResults {
+			if !h.Alive {
+				return false
+			}
+		}
+	}
+	return n > 0
 }
 
 func (r *AppReconciler) restart(ctx context.Context, p *pass, pki state.PKI, pr probeResult) (manager.Result, error) {

@@ -392,3 +392,65 @@ func TestAppWatchEnqueuesAppEvents(t *testing.T) {
 		}
 	}
 }
+
+// Right after the app is created its task may run before the registry
+// listens: a probe that cannot connect, with no health result from
+// Marathon yet, is a registry starting, not one to restart. Once it
+// serves the current certificate it is adopted without a restart; had
+// Marathon called it healthy while the probe still failed, it would be
+// restarted.
+func TestAppNoRestartWhileTheNewRegistryStarts(t *testing.T) {
+	for _, healthyButFailing := range []bool{false, true} {
+		e := newAppEnv(t, nil)
+		e.exec.place(e.ca.issue(e.store, 100))
+		e.store.SetConcern("198.18.0.11", reconciler.Placement, state.Concern{InSync: true, Hash: e.store.PKI().ServerHash})
+		e.notListening.Store(true)
+		e.noHealthYet.Store(true)
+		restarts := func() int {
+			n := 0
+			for _, w := range e.writes() {
+				if strings.HasSuffix(w.Path, "/restart") {
+					n++
+				}
+			}
+			return n
+		}
+		waited := 0
+		for i := 0; i < 100 && waited < 3; i++ {
+			_, err := e.reconcile()
+			if restarts() != 0 {
+				t.Fatalf("restarted a registry that was still starting (pass %d)", i)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := e.app().Diff; len(d) == 1 && strings.Contains(d[0], "waits") {
+				waited++
+			}
+			e.idle()
+			time.Sleep(5 * time.Millisecond)
+		}
+		if waited < 3 {
+			t.Fatalf("never waited for the starting registry: %+v", e.app())
+		}
+		if healthyButFailing {
+			e.noHealthYet.Store(false) // Marathon: healthy; the probe: still no connection
+			for i := 0; i < 20 && restarts() == 0; i++ {
+				_, _ = e.reconcile()
+				time.Sleep(5 * time.Millisecond)
+			}
+			if restarts() != 1 {
+				t.Fatalf("healthy by Marathon and the probe fails: %d restarts, want 1", restarts())
+			}
+			continue
+		}
+		e.notListening.Store(false)
+		e.noHealthYet.Store(false)
+		if err := e.settle(); err != nil {
+			t.Fatal(err)
+		}
+		if a := e.app(); restarts() != 0 || !a.InSync || a.RestartedForGeneration != e.store.PKI().Generation {
+			t.Fatalf("adopted without a restart: %d restarts, %+v", restarts(), a)
+		}
+	}
+}

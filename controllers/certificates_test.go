@@ -220,8 +220,13 @@ func TestCertificatesRotationWaitsForEveryNode(t *testing.T) {
 	e.spec.TLS.KeyAlgorithm = string(pki.ECDSAP384)
 	after := e.reconcile()
 	pub := e.store.PKI()
-	if pub.Rotation != pki.PhasePublishing || len(pub.CAs) != 2 || pub.ServerHash == old.ServerHash || after != 5*time.Minute {
+	if pub.Rotation != pki.PhasePublishing || len(pub.CAs) != 2 || after != 5*time.Minute {
 		t.Fatalf("publishing: rotation %q, %d CAs, requeue %v", pub.Rotation, len(pub.CAs), after)
+	}
+	// The new key algorithm reaches the server certificate at the switch,
+	// not before: one new generation, one registry restart.
+	if pub.ServerHash != old.ServerHash || pub.Generation != old.Generation {
+		t.Fatalf("publishing: server certificate reissued (generation %d -> %d)", old.Generation, pub.Generation)
 	}
 	e.clk.SetTime(certT0.Add(6 * time.Minute))
 	after = e.reconcile()
@@ -238,7 +243,7 @@ func TestCertificatesRotationWaitsForEveryNode(t *testing.T) {
 	e.reconcile()
 	sw := e.store.PKI()
 	if sw.Rotation != pki.PhaseRetiring ||
-		sw.BundleHash != pub.BundleHash || sw.Generation != pub.Generation+1 {
+		sw.BundleHash != pub.BundleHash || sw.Generation != old.Generation+1 {
 		t.Fatalf("switch: rotation %q, bundle changed %v, generation %d", sw.Rotation, sw.BundleHash != pub.BundleHash, sw.Generation)
 	}
 	// The app is not managed: the old CA stays until the old certificate expires.

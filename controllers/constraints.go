@@ -13,6 +13,11 @@ import (
 // may report either as the hostname). LIKE and UNLIKE take a regular
 // expression that must match the whole value, as Marathon's do; CLUSTER and
 // IS take a literal. Other fields and operators do not restrict placement.
+//
+// This says where Marathon may run the registry. Where its key may go is
+// narrower: the hostname is what the agent reports itself, so placement
+// also requires the constraints to hold for the address alone (called
+// with hostname ""; see uncertainIdentity in placement.go).
 func matchHostConstraints(cs [][]string, hostname, ip string) (bool, error) {
 	values := []string{hostname, ip}
 	for _, c := range cs {

@@ -33,6 +33,9 @@ type fakeNode struct {
 	runs []string
 	// usage is what StatVFS answers for every path that exists.
 	usage nodes.FSUsage
+	// acceptedNew: connections to this node took its host key on first
+	// use (nodes.AcceptedOnFirstUse), as acceptNew does for a new agent.
+	acceptedNew bool
 }
 
 func newFakeNode() *fakeNode {
@@ -69,6 +72,9 @@ type fakeConn struct {
 func notExist(p string) error { return &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist} }
 
 func (c *fakeConn) Node() string { return c.name }
+
+// HostKeyAcceptedOnFirstUse implements nodes.FirstUseReporter.
+func (c *fakeConn) HostKeyAcceptedOnFirstUse() bool { return c.n.acceptedNew }
 func (c *fakeConn) ReadFile(_ context.Context, p string) ([]byte, fs.FileMode, error) {
 	b, ok := c.n.files[p]
 	if !ok {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -118,7 +119,9 @@ func newFleetEnvOpts(t *testing.T, opts testfleet.Options, edit func(*v1alpha1.S
 		Trust:     &v1alpha1.TrustSpec{Runtimes: []string{v1alpha1.RuntimeDocker, v1alpha1.RuntimeContainerd}},
 		Conntrack: &v1alpha1.ConntrackSpec{},
 		Marathon:  &v1alpha1.MarathonSpec{URLs: []string{"http://127.0.0.1:1"}},
-		App:       &v1alpha1.AppSpec{Constraints: [][]string{{"hostname", "CLUSTER", f.Host(0).Name}}},
+		// Marathon matches the hostname Mesos reports; the key goes only
+		// where the address matches too.
+		App: &v1alpha1.AppSpec{Constraints: [][]string{{"hostname", "LIKE", f.Host(0).Name + "|" + regexp.QuoteMeta(f.Host(0).Address)}}},
 	}}
 	if edit != nil {
 		edit(&reg.Spec, f)
@@ -483,4 +486,42 @@ func countSeries(m *metrics.Metrics, value string) int {
 		}
 	}
 	return n
+}
+
+// With hostKeyPolicy acceptNew, a real agent whose host key is not on
+// record gets the server key only on a later connection, one that checks
+// the key recorded on first use: the first pass is pending and says why.
+func TestFleetPlacementWaitsForARecordedHostKey(t *testing.T) {
+	e := newFleetEnv(t, 1, func(s *v1alpha1.Spec, _ *testfleet.Fleet) {
+		s.Nodes.SSH.HostKeyPolicy = v1alpha1.HostKeyAcceptNew
+		s.Nodes.SSH.KnownHostsFile = filepath.Join(t.TempDir(), "known_hosts")
+	})
+	h := e.f.Host(0)
+	p := newFleetPKI(t, h.Address)
+	e.store.SetPKI(p.pki)
+	ctx := context.Background()
+	if _, err := e.disc.Reconcile(ctx, FleetKey); err != nil {
+		t.Fatal(err)
+	}
+	r := e.recs[reconciler.Placement]
+	keyPath := v1alpha1.DefaultCertsHostPath + "/tls.key"
+	res, err := r.Reconcile(ctx, h.Address)
+	must(t, err)
+	n, _ := e.store.Node(h.Address)
+	c := n.Concerns[reconciler.Placement]
+	if got := e.read(t, h, keyPath); !strings.HasPrefix(got, "<") {
+		t.Fatal("the key went to an agent whose host key was accepted on first use")
+	}
+	if c.InSync || !strings.Contains(c.Detail, "first use") || res.RequeueAfter <= 0 {
+		t.Fatalf("first pass: %+v, requeue %v: want pending, the reason, a requeue", c, res.RequeueAfter)
+	}
+	if b, err := os.ReadFile(e.spec.Nodes.SSH.KnownHostsFile); err != nil || len(b) == 0 {
+		t.Fatalf("host key not recorded: %q %v", b, err)
+	}
+	_, err = r.Reconcile(ctx, h.Address)
+	must(t, err)
+	n, _ = e.store.Node(h.Address)
+	if got := e.read(t, h, keyPath); got != string(p.pki.ServerKey) || !n.Concerns[reconciler.Placement].InSync {
+		t.Fatalf("second pass, key on record: key placed %v, %+v", got == string(p.pki.ServerKey), n.Concerns[reconciler.Placement])
+	}
 }

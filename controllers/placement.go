@@ -3,8 +3,11 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
+	"time"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
@@ -41,12 +44,14 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 	if err != nil {
 		return manager.Result{}, manager.TerminalError(err)
 	}
+	byAddress, _ := matchHostConstraints(spec.App.Constraints, "", hostOnly(node.Address)) // same regexps: no error
 	pk := p.Store.PKI()
 	if len(pk.ServerChain) == 0 || len(pk.ServerKey) == 0 {
 		return manager.Result{}, nil // the PKI topic triggers a pass once there is a certificate
 	}
 	dir := spec.App.CertsHostPath
-	return p.nodePass(ctx, reconciler.Placement, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
+	firstUse := false
+	res, err := p.nodePass(ctx, reconciler.Placement, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
 		o.want = pk.ServerHash
 		if !match {
 			o.detail = "not a candidate agent for the registry app (hostname constraints)"
@@ -56,6 +61,14 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 			if !o.isPending() {
 				o.carried = pk.ServerHash // nothing to carry here
 			}
+			return nil
+		}
+		if why := uncertainIdentity(c, node, byAddress); why != "" {
+			// Not placed, and nothing placed earlier is removed: the
+			// agent may well be a candidate; it only has not proven it.
+			o.pending = true
+			o.detail = "identity not certain: " + why
+			firstUse = nodes.AcceptedOnFirstUse(c)
 			return nil
 		}
 		// The marker first: a pass interrupted after it leaves a key the
@@ -78,6 +91,35 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 		}
 		return nil
 	})
+	if err == nil && firstUse {
+		res.RequeueAfter = firstUseRequeue
+	}
+	return res, err
+}
+
+// firstUseRequeue is how soon placement looks again at an agent whose
+// host key was accepted on first use: its connection is closed once no
+// pass uses it, and the next one checks the key now on record.
+const firstUseRequeue = 5 * time.Second
+
+// uncertainIdentity says why the server key must not go to node over c, or
+// "" when its identity is certain. An agent's identity is its address (from
+// discovery; the operator dials it and checks its host key against
+// known_hosts) and the hostname it reports to Mesos itself, which any agent
+// can set to anything. So the key goes only where the hostname constraints
+// hold for the address alone (byAddress), and only over a connection whose
+// host key was on record before it was made.
+func uncertainIdentity(c nodes.Conn, node state.Node, byAddress bool) string {
+	ip := hostOnly(node.Address)
+	switch {
+	case !byAddress:
+		return fmt.Sprintf("matches app.constraints only by the hostname it reports (%s), not by its address %s; "+
+			"the key is placed only where the address matches: list the address in the hostname constraint too "+
+			"(for example LIKE %s|%s)", node.Hostname, ip, node.Hostname, regexp.QuoteMeta(ip))
+	case nodes.AcceptedOnFirstUse(c):
+		return "host key accepted on first use (hostKeyPolicy acceptNew); placed on the next pass once the key is on record"
+	}
+	return ""
 }
 
 // removePlaced deletes the key and certificate where the operator placed them.

@@ -105,7 +105,8 @@ func (t *Trust) Reconcile(ctx context.Context, key string) (manager.Result, erro
 			return manager.Result{}, fmt.Errorf("trust: the published CA bundle: %w", err)
 		}
 	}
-	return t.nodePass(ctx, reconciler.Trust, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
+	waiting := false
+	res, err := t.nodePass(ctx, reconciler.Trust, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
 		o.want = w.hash
 		if len(unsupported) > 0 {
 			o.detail = fmt.Sprintf("runtimes not managed by this version: %s", strings.Join(unsupported, ", "))
@@ -115,11 +116,21 @@ func (t *Trust) Reconcile(ctx context.Context, key string) (manager.Result, erro
 				return err
 			}
 		}
+		// After the CA is in place: what tls.mode insecure added to
+		// daemon.json leaves it, so dockerd verifies the registry again.
+		var err error
+		if waiting, err = t.leaveInsecureDocker(ctx, c, spec, o); err != nil {
+			return err
+		}
 		if !o.isPending() {
 			o.carried = w.hash
 		}
 		return nil
 	})
+	if err == nil && waiting {
+		res.RequeueAfter = restartWaitRequeue
+	}
+	return res, err
 }
 
 // record stores a concern for a node without contacting it.

@@ -83,6 +83,33 @@ func (d *daemonJSON) addInsecure(names []string) ([]string, error) {
 	return added, nil
 }
 
+// removeInsecure takes names out of insecure-registries, returning those
+// removed; every other entry, and the key itself, stay.
+func (d *daemonJSON) removeInsecure(names []string) ([]string, error) {
+	raw, ok := d.values[insecureKey]
+	if !ok || len(names) == 0 {
+		return nil, nil
+	}
+	var list []string
+	if err := json.Unmarshal(raw, &list); err != nil || list == nil && string(bytes.TrimSpace(raw)) != "null" {
+		return nil, fmt.Errorf("%q is not a list of strings", insecureKey)
+	}
+	var removed []string
+	kept := make([]string, 0, len(list))
+	for _, n := range list {
+		if slices.Contains(names, n) {
+			removed = append(removed, n)
+			continue
+		}
+		kept = append(kept, n)
+	}
+	if len(removed) > 0 {
+		raw, _ := json.Marshal(kept)
+		d.values[insecureKey] = raw
+	}
+	return removed, nil
+}
+
 func (d *daemonJSON) bytes() []byte {
 	var b strings.Builder
 	b.WriteString("{")

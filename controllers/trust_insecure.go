@@ -21,8 +21,11 @@ import (
 // the dockerd that was running when daemon.json changed. Any other dockerd
 // (restarted by anyone, or after a reboot) has read the new file.
 const (
-	DockerDaemonJSON     = "/etc/docker/daemon.json"
-	dockerRestartMarker  = "/etc/docker/.registry-operator-restart"
+	DockerDaemonJSON    = "/etc/docker/daemon.json"
+	dockerRestartMarker = "/etc/docker/.registry-operator-restart"
+	// insecureOwnedFile lists the insecure-registries entries the operator
+	// added, so that it removes only those when they are no longer wanted.
+	insecureOwnedFile    = "/etc/docker/.registry-operator-insecure-registries"
 	dockerPIDFile        = "/var/run/docker.pid"
 	bootIDFile           = "/proc/sys/kernel/random/boot_id"
 	restartWaitRequeue   = 30 * time.Second
@@ -76,6 +79,39 @@ func (t *Trust) insecurePass(ctx context.Context, key string, spec *v1alpha1.Spe
 // dockerd restart that applies it. It reports whether the node is waiting
 // for other agents to restart first.
 func (t *Trust) syncInsecureDocker(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, names []string, o *outcome) (bool, error) {
+	t.restarts.about(strings.Join(names, ","))
+	owed, err := editInsecureRegistries(ctx, c, names, o)
+	if err != nil {
+		return false, err
+	}
+	return t.applyDockerRestart(ctx, c, spec, owed, o)
+}
+
+// leaveInsecureDocker undoes syncInsecureDocker once tls.mode is no longer
+// insecure: the names the operator added to insecure-registries leave it
+// (nothing else in daemon.json changes), with the same restart rules. It
+// reports whether the node is waiting for other agents to restart first.
+func (t *Trust) leaveInsecureDocker(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) (bool, error) {
+	t.restarts.about("")
+	owed, err := editInsecureRegistries(ctx, c, nil, o)
+	if err != nil {
+		return false, err
+	}
+	return t.applyDockerRestart(ctx, c, spec, owed, o)
+}
+
+// editInsecureRegistries makes insecure-registries in daemon.json hold
+// want, and of the names the operator added earlier (insecureOwnedFile)
+// only those still wanted; entries anyone else added stay. It reports
+// whether a dockerd restart is owed for the file, now or from before.
+func editInsecureRegistries(ctx context.Context, c nodes.Conn, want []string, o *outcome) (bool, error) {
+	owned, err := readOwnedInsecure(ctx, c)
+	if err != nil {
+		return false, err
+	}
+	if len(want) == 0 && len(owned) == 0 {
+		return restartOwed(ctx, c) // never added anything here: daemon.json is not even read
+	}
 	have, mode, err := c.ReadFile(ctx, DockerDaemonJSON)
 	exists := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -86,31 +122,100 @@ func (t *Trust) syncInsecureDocker(ctx context.Context, c nodes.Conn, spec *v1al
 	}
 	d, err := parseDaemonJSON(have)
 	if err != nil {
-		return false, fmt.Errorf("%s does not parse (%v); it is left untouched: fix it by hand so the registry can be added to %s", DockerDaemonJSON, err, insecureKey)
+		return false, fmt.Errorf("%s does not parse (%v); it is left untouched: fix it by hand so the operator can manage %s in it",
+			DockerDaemonJSON, err, insecureKey)
 	}
-	added, err := d.addInsecure(names)
+	var stale []string
+	for _, n := range owned {
+		if !slices.Contains(want, n) {
+			stale = append(stale, n)
+		}
+	}
+	removed, err := d.removeInsecure(stale)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w; it is left untouched: fix it by hand", DockerDaemonJSON, err)
 	}
-	owed := false
+	added, err := d.addInsecure(want)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w; it is left untouched: fix it by hand", DockerDaemonJSON, err)
+	}
+	// What the operator owns afterwards: what it owned and still wants,
+	// plus what it adds now. Recorded before an addition reaches the file
+	// and after a removal did, so an interrupted pass never leaves an entry
+	// the operator added without a record of it.
+	keep := slices.DeleteFunc(slices.Clone(owned), func(n string) bool { return slices.Contains(stale, n) })
+	ownedAfter := append(keep, added...)
+	if len(added) > 0 {
+		if err := writeOwnedInsecure(ctx, c, ownedAfter); err != nil {
+			return false, err
+		}
+	}
+	if len(added)+len(removed) == 0 {
+		if len(stale) > 0 { // owned names someone removed by hand: forget them
+			if err := writeOwnedInsecure(ctx, c, ownedAfter); err != nil {
+				return false, err
+			}
+		}
+		return restartOwed(ctx, c)
+	}
 	if len(added) > 0 {
 		o.changes = append(o.changes, fmt.Sprintf("add %s to %s in %s", strings.Join(added, ", "), insecureKey, DockerDaemonJSON))
-		owed = true
-		id, err := dockerdIdentity(ctx, c)
-		if err != nil {
-			return false, err
-		}
-		if err := c.WriteFile(ctx, DockerDaemonJSON, d.bytes(), mode); err != nil {
-			return false, err
-		}
-		if id == "" {
-			owed = false // dockerd reads the file when it starts
-		} else if err := c.WriteFile(ctx, dockerRestartMarker, []byte(id+"\n"), 0o644); err != nil {
-			return false, err
-		}
-	} else if owed, err = restartOwed(ctx, c); err != nil {
+	}
+	if len(removed) > 0 {
+		o.changes = append(o.changes, fmt.Sprintf("remove %s from %s in %s (tls.mode is no longer insecure, or registry.address changed)",
+			strings.Join(removed, ", "), insecureKey, DockerDaemonJSON))
+	}
+	id, err := dockerdIdentity(ctx, c)
+	if err != nil {
 		return false, err
 	}
+	if err := c.WriteFile(ctx, DockerDaemonJSON, d.bytes(), mode); err != nil {
+		return false, err
+	}
+	if len(stale) > 0 {
+		if err := writeOwnedInsecure(ctx, c, ownedAfter); err != nil {
+			return false, err
+		}
+	}
+	if id == "" {
+		return false, nil // dockerd reads the file when it starts
+	}
+	if err := c.WriteFile(ctx, dockerRestartMarker, []byte(id+"\n"), 0o644); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// readOwnedInsecure returns the insecure-registries entries the operator
+// added on this node, one per line in insecureOwnedFile.
+func readOwnedInsecure(ctx context.Context, c nodes.Conn) ([]string, error) {
+	b, _, err := c.ReadFile(ctx, insecureOwnedFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(string(b)), nil
+}
+
+// writeOwnedInsecure records names as the entries the operator added; no
+// names removes the record.
+func writeOwnedInsecure(ctx context.Context, c nodes.Conn, names []string) error {
+	if len(names) == 0 {
+		if err := c.Remove(ctx, insecureOwnedFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	return c.WriteFile(ctx, insecureOwnedFile, []byte(strings.Join(names, "\n")+"\n"), 0o644)
+}
+
+// applyDockerRestart restarts dockerd when a change to daemon.json waits
+// for it (owed), within the rules: only with trust.allowDockerRestart, one
+// agent at a time, the registry's agents last. It reports whether the node
+// is waiting for other agents to restart first.
+func (t *Trust) applyDockerRestart(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, owed bool, o *outcome) (bool, error) {
 	node := c.Node()
 	t.restarts.set(node, owed)
 	if !owed {

@@ -191,3 +191,141 @@ func TestTrustInsecureWithoutRestartReportsIt(t *testing.T) {
 		t.Errorf("broken daemon.json concern: %+v", c)
 	}
 }
+
+func TestDaemonJSONRemoveInsecure(t *testing.T) {
+	d, err := parseDaemonJSON([]byte(`{"debug": true, "insecure-registries": ["10.0.0.0/8", "registry.test:5000"], "log-driver": "journald"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed, err := d.removeInsecure([]string{"registry.test:5000", "other:5000"})
+	if err != nil || strings.Join(removed, ",") != "registry.test:5000" {
+		t.Fatalf("removed %v, %v", removed, err)
+	}
+	want := "{\n  \"debug\": true,\n  \"insecure-registries\": [\n    \"10.0.0.0/8\"\n  ],\n  \"log-driver\": \"journald\"\n}\n"
+	if got := string(d.bytes()); got != want {
+		t.Errorf("after removal:\n%s\nwant:\n%s", got, want)
+	}
+	d, _ = parseDaemonJSON([]byte(`{"insecure-registries": "registry.test:5000"}`))
+	if _, err := d.removeInsecure([]string{"registry.test:5000"}); err == nil {
+		t.Error("a string insecure-registries was accepted")
+	}
+}
+
+// leaveInsecure switches the env's spec from tls.mode insecure to a CA.
+func leaveInsecure(e *nodeEnv) {
+	e.spec.TLS.Mode = v1alpha1.TLSSelfSigned
+	e.spec.Trust.Runtimes = []string{v1alpha1.RuntimeDocker} // the fake bundle is no PEM: no UCR
+	publishBundle(e.store, "CA1")
+}
+
+// Leaving tls.mode insecure takes out of insecure-registries what the
+// operator put there, and nothing else, and restarts dockerd by the same
+// rules as entering it: the other agents first, the registry's agent last.
+func TestTrustLeavingInsecureRemovesWhatItAdded(t *testing.T) {
+	e := insecureEnv(t, true)
+	r := NewTrust(e.deps, e.opts)
+	ctx := context.Background()
+	a, b := e.node(nodeA), e.node(nodeB)
+	b.files[DockerDaemonJSON] = []byte(`{"insecure-registries": ["10.0.0.0/8"], "log-driver": "journald"}`)
+	for _, n := range []string{nodeA, nodeB, nodeA} {
+		if _, err := r.Reconcile(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(a.runs) != 1 || len(b.runs) != 1 || !strings.Contains(string(b.files[DockerDaemonJSON]), "registry.test:5000") {
+		t.Fatalf("entering insecure: runs A %d B %d, B daemon.json %s", len(a.runs), len(b.runs), b.files[DockerDaemonJSON])
+	}
+
+	leaveInsecure(e)
+	res, err := r.Reconcile(ctx, nodeA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := e.concern(t, nodeA, reconciler.Trust); len(a.runs) != 1 || c.InSync ||
+		!strings.Contains(c.Detail, "other agents restart first") || res.RequeueAfter == 0 {
+		t.Fatalf("registry agent first: runs %d, %+v, %+v", len(a.runs), c, res)
+	}
+	if strings.Contains(string(a.files[DockerDaemonJSON]), "registry.test") {
+		t.Errorf("daemon.json on A still lists the registry:\n%s", a.files[DockerDaemonJSON])
+	}
+	if _, err := r.Reconcile(ctx, nodeB); err != nil {
+		t.Fatal(err)
+	}
+	c := e.concern(t, nodeB, reconciler.Trust)
+	if len(b.runs) != 2 || !c.InSync || !strings.Contains(strings.Join(c.Changes, "\n"), "remove registry.test:5000") {
+		t.Fatalf("agent B: runs %d, %+v", len(b.runs), c)
+	}
+	want := "{\n  \"insecure-registries\": [\n    \"10.0.0.0/8\"\n  ],\n  \"log-driver\": \"journald\"\n}\n"
+	if got := string(b.files[DockerDaemonJSON]); got != want {
+		t.Errorf("daemon.json on B:\n%s\nwant only the registry gone:\n%s", got, want)
+	}
+	if _, err := r.Reconcile(ctx, nodeA); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.concern(t, nodeA, reconciler.Trust); len(a.runs) != 2 || !c.InSync {
+		t.Fatalf("registry agent after the others: runs %d, %+v", len(a.runs), c)
+	}
+	for _, n := range []*fakeNode{a, b} {
+		for _, f := range []string{insecureOwnedFile, dockerRestartMarker} {
+			if _, ok := n.files[f]; ok {
+				t.Errorf("%s left behind", f)
+			}
+		}
+	}
+	writes := a.writes
+	if _, err := r.Reconcile(ctx, nodeA); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.runs) != 2 || a.writes != writes {
+		t.Errorf("steady pass ran %d scripts, wrote %d files", len(a.runs)-2, a.writes-writes)
+	}
+}
+
+// An entry that was there before the operator (someone else's) stays when
+// tls.mode insecure ends; without trust.allowDockerRestart the restart a
+// removal needs is reported, not done; a daemon.json that does not parse is
+// never touched.
+func TestTrustLeavingInsecureKeepsOthersEntries(t *testing.T) {
+	e := insecureEnv(t, false)
+	r := NewTrust(e.deps, e.opts)
+	ctx := context.Background()
+	a, b := e.node(nodeA), e.node(nodeB)
+	theirs := `{"insecure-registries": ["registry.test:5000"]}`
+	a.files[DockerDaemonJSON] = []byte(theirs)
+	for _, n := range []string{nodeA, nodeB} {
+		if _, err := r.Reconcile(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leaveInsecure(e)
+	if _, err := r.Reconcile(ctx, nodeA); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(a.files[DockerDaemonJSON]); got != theirs {
+		t.Errorf("an entry the operator did not add was changed:\n%s", got)
+	}
+	if c := e.concern(t, nodeA, reconciler.Trust); !c.InSync {
+		t.Errorf("agent A: %+v", c)
+	}
+	if _, err := r.Reconcile(ctx, nodeB); err != nil {
+		t.Fatal(err)
+	}
+	c := e.concern(t, nodeB, reconciler.Trust)
+	if strings.Contains(string(b.files[DockerDaemonJSON]), "registry.test") || c.InSync ||
+		!strings.Contains(c.Detail, "dockerd must be restarted") || len(b.runs) != 0 {
+		t.Fatalf("agent B without allowDockerRestart: runs %d, %+v\n%s", len(b.runs), c, b.files[DockerDaemonJSON])
+	}
+
+	broken := []byte("{\"insecure-registries\": [\"registry.test:5000\"],\n")
+	e.spec.TLS.Mode = v1alpha1.TLSInsecure
+	b.files[DockerDaemonJSON] = []byte(`{}`)
+	if _, err := r.Reconcile(ctx, nodeB); err != nil {
+		t.Fatal(err)
+	}
+	b.files[DockerDaemonJSON] = broken
+	leaveInsecure(e)
+	_, err := r.Reconcile(ctx, nodeB)
+	if err == nil || !strings.Contains(err.Error(), "does not parse") || string(b.files[DockerDaemonJSON]) != string(broken) {
+		t.Errorf("broken daemon.json: err %v, file now %q", err, b.files[DockerDaemonJSON])
+	}
+}

@@ -19,6 +19,20 @@ type restartGate struct {
 
 	mu      sync.Mutex
 	pending map[string]bool // node -> owes a restart; present once checked
+	want    string          // the insecure-registries the answers in pending are about
+}
+
+// about says which insecure-registries change the restarts are for (the
+// names tls.mode insecure wants, "" for none). When it changes, every node
+// must be checked anew: that an agent owed nothing for the last change
+// says nothing about this one.
+func (g *restartGate) about(want string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.want != want {
+		g.want = want
+		clear(g.pending)
+	}
 }
 
 func (g *restartGate) set(node string, owed bool) {

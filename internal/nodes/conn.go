@@ -73,13 +73,21 @@ const maxRead = 4 << 20
 // AcceptedOnFirstUse reports whether c's host key was taken on trust: it was
 // not on record, hostKeyPolicy is acceptNew, and it was recorded when c's
 // connection was set up. Such an agent's identity is not certain, so nothing
-// secret should go to it over c. The executor keeps a connection across
-// passes and c keeps answering true for its whole life; the next connection
-// (after Executor.Forget, a release or a failure) checks the now recorded key
-// and answers false. Conns not made by the executor (fakes) answer false.
+// secret should go to it over c. c answers true for its whole life; the
+// executor closes such a connection as soon as no pass uses it, so the
+// next pass dials again, checks the now recorded key and answers false.
+// A Conn tells by implementing FirstUseReporter; wrappers (Recording)
+// pass the question on. Conns that do not implement it answer false.
 func AcceptedOnFirstUse(c Conn) bool {
-	t, ok := c.(interface{ hostKeyAcceptedNew() bool })
-	return ok && t.hostKeyAcceptedNew()
+	t, ok := c.(FirstUseReporter)
+	return ok && t.HostKeyAcceptedOnFirstUse()
 }
 
-func (e *execConn) hostKeyAcceptedNew() bool { return e.c.acceptedNew }
+// FirstUseReporter is a Conn that knows how its host key was checked.
+type FirstUseReporter interface {
+	// HostKeyAcceptedOnFirstUse: see AcceptedOnFirstUse.
+	HostKeyAcceptedOnFirstUse() bool
+}
+
+// HostKeyAcceptedOnFirstUse implements FirstUseReporter.
+func (e *execConn) HostKeyAcceptedOnFirstUse() bool { return e.c.acceptedNew }

@@ -125,7 +125,17 @@ func (e *Executor) ReleaseAfter(uses func() int, idle time.Duration) {
 // maybeRelease applies the release policy after a pass. Called with ns.mu
 // held.
 func (e *Executor) maybeRelease(ns *nodeState, cl *client) {
-	if e.release == nil || cl == nil || ns.active > 0 {
+	if cl == nil || ns.active > 0 {
+		return
+	}
+	if cl.acceptedNew {
+		// The key was taken on trust for this connection; a new one
+		// checks it against the record, and passes on it can then
+		// trust the agent's identity (AcceptedOnFirstUse).
+		e.drop(ns)
+		return
+	}
+	if e.release == nil {
 		return
 	}
 	if ns.used >= e.release.uses() {

@@ -73,12 +73,25 @@ func TestAcceptedOnFirstUse(t *testing.T) {
 	if !accepted() {
 		t.Fatal("first connection: key recorded on first use but AcceptedOnFirstUse is false")
 	}
-	if !accepted() {
-		t.Error("the same connection, a later pass: AcceptedOnFirstUse is false")
-	}
-	e.Forget(d.Addr)
 	if accepted() {
-		t.Error("a new connection checked against the recorded key: AcceptedOnFirstUse is true")
+		t.Error("a later pass, on a new connection checked against the recorded key: AcceptedOnFirstUse is true")
+	}
+	var wrapped bool
+	must(t, e.Do(ctx, cfg, d.Addr, func(_ context.Context, c Conn) error {
+		wrapped = AcceptedOnFirstUse(Recording(c))
+		return nil
+	}))
+	if wrapped {
+		t.Error("key on record, seen through Recording: AcceptedOnFirstUse is true")
+	}
+	cfg.KnownHostsFile = filepath.Join(t.TempDir(), "known_hosts")
+	e.Forget(d.Addr)
+	must(t, e.Do(ctx, cfg, d.Addr, func(_ context.Context, c Conn) error {
+		wrapped = AcceptedOnFirstUse(Recording(c))
+		return nil
+	}))
+	if !wrapped {
+		t.Error("key accepted on first use, seen through Recording: AcceptedOnFirstUse is false")
 	}
 	cfg.KnownHostsFile = d.KnownHosts // on record from the start
 	e.Forget(d.Addr)

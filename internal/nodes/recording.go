@@ -49,6 +49,10 @@ func (r *RecordingConn) record(format string, a ...any) {
 // Node implements Conn.
 func (r *RecordingConn) Node() string { return r.conn.Node() }
 
+// HostKeyAcceptedOnFirstUse implements FirstUseReporter for the wrapped
+// Conn: report mode must not hide that an agent's identity is uncertain.
+func (r *RecordingConn) HostKeyAcceptedOnFirstUse() bool { return AcceptedOnFirstUse(r.conn) }
+
 // ReadFile implements Conn: it reads the node.
 func (r *RecordingConn) ReadFile(ctx context.Context, path string) ([]byte, fs.FileMode, error) {
 	return r.conn.ReadFile(ctx, path)

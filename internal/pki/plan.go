@@ -140,7 +140,7 @@ func Decide(files Files, cur *Material, bad Corruption, p Params, now time.Time,
 		pl.srv = "issued by the new CA of the rotation"
 	}
 	if pl.srv == "" {
-		decideServer(pl, &m, p, now)
+		decideServer(pl, &m, p, now, pl.rotationAhead(&m))
 	}
 	pl.actions(p)
 	if len(pl.Actions) == 0 {
@@ -234,14 +234,26 @@ func decideCA(pl *Plan, m *Material, p Params, now time.Time, g Gates) {
 	}
 }
 
-func decideServer(pl *Plan, m *Material, p Params, now time.Time) {
+// rotationAhead reports whether a CA rotation has started (or starts in
+// this pass) and not yet switched: the switch issues the server
+// certificate anew with the spec's key algorithm.
+func (pl *Plan) rotationAhead(m *Material) bool {
+	return pl.ca == caStartRotation || (pl.ca == caKeep && m.Meta.Rotation != nil && m.Meta.Rotation.Phase == PhasePublishing)
+}
+
+// decideServer says whether the server certificate must be issued anew.
+// With a rotation ahead, a key algorithm change alone waits for the switch:
+// issuing now, by the old CA, would restart the registry twice for one
+// keyAlgorithm change (once now, once at the switch). Anything else (names,
+// expiry, renewal time) cannot wait for a rotation that may take long.
+func decideServer(pl *Plan, m *Material, p Params, now time.Time, rotationAhead bool) {
 	if m.Server == nil {
 		pl.srv = FileServerCert + "/" + FileServerKey + " missing"
 		return
 	}
 	leaf, ca := m.Server.Cert, m.CA.Cert
 	var why []string
-	if a := AlgorithmOf(leaf.PublicKey); a != p.KeyAlgorithm {
+	if a := AlgorithmOf(leaf.PublicKey); a != p.KeyAlgorithm && !rotationAhead {
 		why = append(why, fmt.Sprintf("key algorithm %s -> %s", a, p.KeyAlgorithm))
 	}
 	if have := SANsOf(leaf); !have.Equal(p.Names) {

@@ -303,16 +303,17 @@ func TestCARotationPhases(t *testing.T) {
 	h.p.KeyAlgorithm = ECDSAP384 // the CA key must change: rotation
 	now := t0.Add(time.Hour)
 	pl, _ := h.pass(now)
-	if actionCerts(pl) != "ca,server" || !strings.Contains(pl.Actions[0].Verb, "start CA rotation") {
+	if actionCerts(pl) != "ca" || !strings.Contains(pl.Actions[0].Verb, "start CA rotation") {
 		t.Fatalf("start: %v", pl.Actions)
 	}
 	s1 := h.material()
 	if s1.Meta.Rotation.Phase != PhasePublishing || len(s1.TrustedCAs()) != 2 || !bytes.Equal(s1.CA.CertPEM, s0.CA.CertPEM) {
 		t.Fatalf("publishing: %+v", s1.Meta.Rotation)
 	}
-	// The server key algorithm changed too: reissued by the old CA for now.
-	if r := ChainsTo(s1.Server.Cert, s0.CA.Cert); r != "" {
-		t.Fatal(r)
+	// The server key algorithm changed too, but the switch issues the
+	// server certificate with it: nothing is reissued by the old CA.
+	if !bytes.Equal(s1.Server.CertPEM, s0.Server.CertPEM) || s1.Meta.Generation != s0.Meta.Generation {
+		t.Fatal("server certificate reissued at the start of the rotation")
 	}
 	if pl, _ := h.pass(now.Add(4 * time.Minute)); pl.Changes() || !strings.Contains(pl.Waiting, "overlap") {
 		t.Fatalf("switched before the overlap: %v / %s", pl.Actions, pl.Waiting)
@@ -334,6 +335,10 @@ func TestCARotationPhases(t *testing.T) {
 	if s2.Meta.Rotation.Phase != PhaseRetiring || !bytes.Equal(h.files[FileBundle], s1.Bundle()) ||
 		ChainsTo(s2.Server.Cert, s1.Next.Cert) != "" || !s2.Meta.Rotation.OldServerNotAfter.Equal(s1.Server.Cert.NotAfter) {
 		t.Fatalf("retiring: %+v", s2.Meta.Rotation)
+	}
+	if s2.Meta.Generation != s0.Meta.Generation+1 || AlgorithmOf(s2.Server.Cert.PublicKey) != ECDSAP384 {
+		t.Fatalf("switch: generation %d -> %d, server key %s: want one new generation with the new algorithm",
+			s0.Meta.Generation, s2.Meta.Generation, AlgorithmOf(s2.Server.Cert.PublicKey))
 	}
 	verifyAgainst(t, s2.Server.Cert, s1.TrustedCAs(), now) // nodes with the published bundle
 	verifyAgainst(t, s1.Server.Cert, s2.TrustedCAs(), now) // a registry not yet restarted
@@ -382,5 +387,38 @@ func TestSpecChangeDuringPublishingRestartsRotation(t *testing.T) {
 	if !strings.Contains(pl.Actions[0].Reason, "during the rotation") || AlgorithmOf(m.Next.Cert.PublicKey) != RSA2048 ||
 		bytes.Equal(m.Next.CertPEM, first.CertPEM) || !m.Meta.Rotation.Since.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("%v", pl.Actions)
+	}
+}
+
+// A keyAlgorithm change is one CA rotation and one new server certificate
+// (one registry restart), however many passes the rotation takes; other
+// reasons still reissue the server certificate during it.
+func TestKeyAlgorithmChangeIssuesTheServerOnce(t *testing.T) {
+	h := newHarness(t)
+	h.pass(t0)
+	g0 := h.material().Meta.Generation
+	h.p.KeyAlgorithm = RSA2048
+	now := t0
+	for i := 0; i < 20 && (i == 0 || h.material().Meta.Rotation != nil); i++ {
+		h.g.distributed, h.g.retired = i > 3, i > 6
+		h.pass(now)
+		now = now.Add(2 * time.Minute)
+	}
+	m := h.material()
+	if m.Meta.Rotation != nil {
+		t.Fatalf("rotation not finished: %+v", m.Meta.Rotation)
+	}
+	if m.Meta.Generation != g0+1 || AlgorithmOf(m.Server.Cert.PublicKey) != RSA2048 || AlgorithmOf(m.CA.Cert.PublicKey) != RSA2048 {
+		t.Fatalf("server generations %d -> %d (want one), server %s, CA %s", g0, m.Meta.Generation,
+			AlgorithmOf(m.Server.Cert.PublicKey), AlgorithmOf(m.CA.Cert.PublicKey))
+	}
+	// Names changed while the rotation publishes: issued at once.
+	h.p.KeyAlgorithm = ECDSAP384
+	h.g.distributed, h.g.retired = false, false
+	h.pass(now)
+	h.p.Names = mustSANs(t, "registry.example", "other.example", "127.0.0.1")
+	pl, _ := h.pass(now.Add(time.Minute))
+	if actionCerts(pl) != "server" || strings.Contains(pl.Actions[0].Reason, "key algorithm") {
+		t.Fatalf("names changed during a rotation: %v", pl.Actions)
 	}
 }
