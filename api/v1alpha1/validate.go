@@ -103,6 +103,19 @@ func Warnings(r *Registry) []string {
 			w = append(w, "spec.trust.allowDockerRestart: restarting dockerd stops its containers unless live-restore is enabled on the agents")
 		}
 	}
+	if s.App != nil && s.Nodes != nil {
+		for i, c := range s.App.Constraints {
+			op := ""
+			if len(c) > 1 {
+				op = strings.ToUpper(c[1])
+			}
+			if len(c) > 2 && c[0] == "hostname" && (op == "CLUSTER" || op == "IS") && net.ParseIP(c[2]) == nil {
+				w = append(w, fmt.Sprintf("spec.app.constraints[%d]: %s %q names a host name, which agents report themselves: "+
+					"the server key is placed only on agents whose address matches, so name the address (%s %q)", i, op, c[2],
+					"LIKE", c[2]+`|10\.0\.0\.5`))
+			}
+		}
+	}
 	if s.Nodes != nil && s.Nodes.SSH.HostKeyPolicy == HostKeyAcceptNew {
 		w = append(w, "spec.nodes.ssh.hostKeyPolicy: acceptNew trusts the first key each new agent presents")
 	}

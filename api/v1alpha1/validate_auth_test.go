@@ -115,3 +115,22 @@ func TestAuthRefused(t *testing.T) {
 		})
 	}
 }
+
+func TestHostnameOnlyConstraintWarns(t *testing.T) {
+	r := sample(t)
+	Default(r)
+	r.Spec.App.Constraints = [][]string{{"hostname", "CLUSTER", "agent-0.example"}}
+	found := false
+	for _, w := range Warnings(r) {
+		found = found || strings.HasPrefix(w, "spec.app.constraints[0]: CLUSTER \"agent-0.example\" names a host name")
+	}
+	if !found {
+		t.Fatalf("no warning for a host-name-only constraint: %q", Warnings(r))
+	}
+	r.Spec.App.Constraints = [][]string{{"hostname", "CLUSTER", "198.18.0.5"}}
+	for _, w := range Warnings(r) {
+		if strings.HasPrefix(w, "spec.app.constraints") {
+			t.Errorf("an address constraint warns: %s", w)
+		}
+	}
+}
