@@ -51,7 +51,9 @@ func TestSharedParts(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 10 {
 		wg.Go(func() { must(pull.Save(ctx, Files{FilePullPassword: []byte("pw" + strconv.Itoa(i))})) })
-		wg.Go(func() { must(certs.Save(ctx, Files{FileCACert: []byte("ca" + strconv.Itoa(i)), FileCAKey: []byte("k")})) })
+		wg.Go(func() {
+			must(certs.Save(ctx, Files{FileCACert: []byte("ca" + strconv.Itoa(i)), FileCAKey: []byte("k")}))
+		})
 	}
 	wg.Wait()
 	all, err = NewDirStore(dir).Load(ctx)
