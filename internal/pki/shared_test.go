@@ -48,12 +48,15 @@ func TestSharedParts(t *testing.T) {
 	}
 
 	// Saves from both parts at once never lose the other's file.
+	save := func(p Store, f Files) {
+		if err := p.Save(ctx, f); err != nil {
+			t.Error(err)
+		}
+	}
 	var wg sync.WaitGroup
 	for i := range 10 {
-		wg.Go(func() { must(pull.Save(ctx, Files{FilePullPassword: []byte("pw" + strconv.Itoa(i))})) })
-		wg.Go(func() {
-			must(certs.Save(ctx, Files{FileCACert: []byte("ca" + strconv.Itoa(i)), FileCAKey: []byte("k")}))
-		})
+		wg.Go(func() { save(pull, Files{FilePullPassword: []byte("pw" + strconv.Itoa(i))}) })
+		wg.Go(func() { save(certs, Files{FileCACert: []byte("ca" + strconv.Itoa(i)), FileCAKey: []byte("k")}) })
 	}
 	wg.Wait()
 	all, err = NewDirStore(dir).Load(ctx)
