@@ -81,6 +81,8 @@ func forms(p *v1alpha1.PullCredentialsSpec) []credentialForm {
 }
 
 // syncCredentials brings every form on the node to the current pull user.
+// Every form is read before any is written, so what the node carries is
+// known even when a write fails.
 func syncCredentials(ctx context.Context, c nodes.Conn, p *v1alpha1.PullCredentialsSpec, ps state.PullSecret,
 	hosts []string, o *outcome) error {
 	cur := ps.Current
@@ -91,75 +93,93 @@ func syncCredentials(ctx context.Context, c nodes.Conn, p *v1alpha1.PullCredenti
 		owned[h] = entry
 	}
 	carried := int64(cur.Generation)
+	var found []formState
 	var problems []string
 	for _, f := range forms(p) {
-		gen, problem, err := syncForm(ctx, c, f, owned, ps, o)
+		form, err := readForm(ctx, c, f, owned, ps)
 		if err != nil {
 			return err
 		}
-		if problem != "" {
-			problems = append(problems, problem)
+		if form.problem != "" {
+			problems = append(problems, form.problem)
 			o.pending = true
 		}
-		carried = min(carried, gen)
+		carried = min(carried, form.gen)
+		found = append(found, form)
 	}
 	o.detail = strings.Join(problems, "; ")
-	if !o.isPending() {
-		carried = int64(cur.Generation)
-	}
 	o.carried = state.CredentialsHash(carried)
+	for _, form := range found {
+		if form.problem != "" {
+			continue
+		}
+		if err := writeCredentials(ctx, c, form, cur.Generation, o); err != nil {
+			return err
+		}
+	}
+	if !o.isPending() {
+		o.carried = o.want
+	}
 	return nil
 }
 
-// syncForm makes one form hold owned, merged into what the file holds. It
-// returns the generation the file carried before, or a problem (a file
-// that cannot be parsed, which is never overwritten).
-func syncForm(ctx context.Context, c nodes.Conn, f credentialForm, owned map[string]dockerauth.Entry,
-	ps state.PullSecret, o *outcome) (int64, string, error) {
-	have, mode, err := c.ReadFile(ctx, f.path)
-	exists := err == nil
+// formState is one form as found, and what it should hold.
+type formState struct {
+	credentialForm
+	have    []byte
+	exists  bool
+	mode    fs.FileMode
+	want    []byte
+	gen     int64  // the generation it carries now
+	problem string // why it is left untouched ("" none)
+}
+
+// readForm reads one form and merges owned into what it holds. A file
+// that cannot be parsed comes back with a problem: it is never overwritten.
+func readForm(ctx context.Context, c nodes.Conn, f credentialForm, owned map[string]dockerauth.Entry,
+	ps state.PullSecret) (formState, error) {
+	s := formState{credentialForm: f}
+	var err error
+	s.have, s.mode, err = c.ReadFile(ctx, f.path)
+	s.exists = err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return 0, "", err
+		return s, err
 	}
-	config := have
-	if exists && f.archive {
-		if config, err = dockerauth.ReadTarGz(have); err != nil {
-			return 0, unreadable(f.path, err), nil
+	config := s.have
+	if s.exists && f.archive {
+		if config, err = dockerauth.ReadTarGz(s.have); err != nil {
+			s.problem = unreadable(f.path, err)
+			return s, nil
 		}
 	}
-	gen, err := carriedGeneration(config, owned, ps)
-	if err != nil {
-		return 0, unreadable(f.path, err), nil
+	if s.gen, err = carriedGeneration(config, owned, ps); err != nil {
+		s.problem = unreadable(f.path, err)
+		return s, nil
 	}
-	want, err := dockerauth.Merge(config, owned)
+	s.want, err = dockerauth.Merge(config, owned)
 	if errors.Is(err, dockerauth.ErrUnreadable) {
-		return 0, unreadable(f.path, err), nil
+		s.problem = unreadable(f.path, err)
+		return s, nil
 	}
 	if err != nil {
-		return 0, "", err
+		return s, err
 	}
 	if f.archive {
-		if want, err = dockerauth.TarGz(want); err != nil {
-			return 0, "", err
-		}
+		s.want, err = dockerauth.TarGz(s.want)
 	}
-	if err := writeCredentials(ctx, c, f, have, exists, mode, want, gen, ps.Current.Generation, o); err != nil {
-		return 0, "", err
-	}
-	return gen, "", nil
+	return s, err
 }
 
 func unreadable(p string, err error) string {
 	return fmt.Sprintf("%s left untouched: %v", p, err)
 }
 
-// writeCredentials writes want when the file differs, and fixes its mode.
+// writeCredentials writes the form when it differs, and fixes its mode.
 // What it lists names generations and paths, never content.
-func writeCredentials(ctx context.Context, c nodes.Conn, f credentialForm, have []byte, exists bool, mode fs.FileMode,
-	want []byte, gen int64, cur int, o *outcome) error {
+func writeCredentials(ctx context.Context, c nodes.Conn, f formState, cur int, o *outcome) error {
 	dir := path.Dir(f.path)
 	switch {
-	case !exists:
+	case !f.exists:
 		newDir := false
 		if f.private {
 			if _, err := c.Stat(ctx, dir); errors.Is(err, fs.ErrNotExist) {
@@ -169,7 +189,7 @@ func writeCredentials(ctx context.Context, c nodes.Conn, f credentialForm, have 
 			}
 		}
 		o.changes = append(o.changes, fmt.Sprintf("create %s (pull credentials generation %d, mode %s)", f.path, cur, octal(credentialsMode)))
-		if err := c.WriteFile(ctx, f.path, want, credentialsMode); err != nil {
+		if err := c.WriteFile(ctx, f.path, f.want, credentialsMode); err != nil {
 			return err
 		}
 		if newDir {
@@ -179,15 +199,15 @@ func writeCredentials(ctx context.Context, c nodes.Conn, f credentialForm, have 
 			return c.Chmod(ctx, dir, 0o700)
 		}
 		return nil
-	case string(have) != string(want):
-		why := fmt.Sprintf("generation %d -> %d", gen, cur)
-		if gen == int64(cur) {
-			why = "repair: entries differ from generation " + strconv.Itoa(cur)
+	case string(f.have) != string(f.want):
+		why := fmt.Sprintf("generation %d -> %d", f.gen, cur)
+		if f.gen == int64(cur) {
+			why = "repair: the file differs from generation " + strconv.Itoa(cur)
 		}
 		o.changes = append(o.changes, fmt.Sprintf("update %s (pull credentials %s, mode %s)", f.path, why, octal(credentialsMode)))
-		return c.WriteFile(ctx, f.path, want, credentialsMode)
-	case mode != credentialsMode:
-		o.changes = append(o.changes, fmt.Sprintf("chmod %s %s -> %s", f.path, octal(mode), octal(credentialsMode)))
+		return c.WriteFile(ctx, f.path, f.want, credentialsMode)
+	case f.mode != credentialsMode:
+		o.changes = append(o.changes, fmt.Sprintf("chmod %s %s -> %s", f.path, octal(f.mode), octal(credentialsMode)))
 		return c.Chmod(ctx, f.path, credentialsMode)
 	}
 	return nil
