@@ -187,4 +187,3 @@ func TestCredentialHosts(t *testing.T) {
 		t.Errorf("hosts %q\nwant %q", got, want)
 	}
 }
-
