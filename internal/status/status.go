@@ -64,11 +64,11 @@ type Status struct {
 	Reconcilers  []state.ReconcilerStatus `json:"reconcilers"`
 	Certificates state.PKI                `json:"certificates"`
 	// PullPassword is absent when auth (and so the pull password) is off.
-	PullPassword *PullPassword `json:"pullPassword,omitempty"`
-	Apps         []state.App              `json:"apps"`
-	Probe        state.Probe              `json:"probe"`
-	Nodes        []Node                   `json:"nodes"`
-	NodeCounts   map[string]int           `json:"nodeCounts"`
+	PullPassword *PullPassword  `json:"pullPassword,omitempty"`
+	Apps         []state.App    `json:"apps"`
+	Probe        state.Probe    `json:"probe"`
+	Nodes        []Node         `json:"nodes"`
+	NodeCounts   map[string]int `json:"nodeCounts"`
 }
 
 // Item is one thing that differs from the spec or needs attention.
