@@ -238,3 +238,21 @@ func boolGauge(b bool) float64 {
 	}
 	return 0
 }
+
+// PullRotationCanMove reports whether a rotation under way may take its
+// next step because of the agents: every reachable agent carries the
+// current generation. The setup wakes the reconciler on node changes only
+// then, rather than for each of N agents reporting in (the grace's end and
+// the overdue moment come from its own ResyncAfter).
+func PullRotationCanMove(st *state.Store) bool {
+	ps := st.PullSecret()
+	if !ps.Rotating() {
+		return false
+	}
+	for _, n := range st.CredentialsCarried() {
+		if n.Reachable && n.Generation != int64(ps.Current.Generation) {
+			return false
+		}
+	}
+	return true
+}

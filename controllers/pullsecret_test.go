@@ -144,7 +144,13 @@ func TestPullSecretLifecycle(t *testing.T) {
 		t.Fatalf("rotated: current %s users %q", p.Current.Name, users(p))
 	}
 	pw2 := p.Current.Password
+	if PullRotationCanMove(e.store) {
+		t.Fatal("a rotation can move before any agent carries the new generation")
+	}
 	e.reconcileCreds(t, nodeA)
+	if PullRotationCanMove(e.store) {
+		t.Fatal("a rotation can move while B lags")
+	}
 	p = e.reconcilePull(t)
 	if users(p) != "agents-1 agents-2" || strings.Join(p.Lagging, " ") != nodeB || p.Overdue {
 		t.Fatalf("B lagging: users %q lagging %q overdue %v", users(p), p.Lagging, p.Overdue)
@@ -158,6 +164,9 @@ func TestPullSecretLifecycle(t *testing.T) {
 	// B goes down: it no longer holds the rotation back, the grace starts.
 	e.exec.down[nodeB] = &nodes.ConnectError{Node: nodeB, Err: errors.New("connection refused")}
 	e.reconcileCreds(t, nodeB)
+	if !PullRotationCanMove(e.store) {
+		t.Fatal("B is unreachable and A carries generation 2, yet the rotation cannot move")
+	}
 	p = e.reconcilePull(t)
 	if users(p) != "agents-1 agents-2" || p.Overdue || len(p.Lagging) != 0 {
 		t.Fatalf("distributed: users %q overdue %v lagging %q", users(p), p.Overdue, p.Lagging)

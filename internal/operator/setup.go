@@ -128,15 +128,15 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 	}
 	d.Store.OnChange(state.TopicNodes, wake)
 	d.Store.OnChange(state.TopicApp, wake)
-	// A new or dropped pull password goes to every agent at once; while a
-	// rotation waits for agents, each one reporting in may let it move on.
+	// A new or dropped pull password goes to every agent at once; a
+	// rotation waiting for agents moves on once the last one reports in.
 	d.Store.OnChange(state.TopicPullSecret, func() {
 		for _, addr := range d.Store.Addresses() {
 			m.Enqueue(reconciler.Credentials, addr)
 		}
 	})
 	d.Store.OnChange(state.TopicNodes, func() {
-		if d.Store.PullSecret().Rotating() {
+		if controllers.PullRotationCanMove(d.Store) {
 			m.Enqueue(reconciler.PullSecret, controllers.PullSecretKey)
 		}
 	})
