@@ -38,6 +38,7 @@ type PullSecret struct {
 	rec *pki.RecordingStore
 	// recorded are the steps rec has recorded, owed until enforced.
 	recorded []string
+	accepts  func(user string) bool
 }
 
 // PullSecretOptions are the pullsecret reconciler's own options.
@@ -48,11 +49,17 @@ type PullSecretOptions struct {
 	PKIStore func(*v1alpha1.Spec) pki.Store
 	// Rand is the source of new passwords; crypto/rand when nil.
 	Rand io.Reader
+	// RegistryAccepts reports whether the registry accepts user now: the
+	// htpasswd file on every agent that may run it holds user. During a
+	// rotation the new generation goes to agents (becomes the view's
+	// Current) only once it does, so no agent pulls with a password the
+	// registry does not know yet. nil: no such gate.
+	RegistryAccepts func(user string) bool
 }
 
 // NewPullSecret returns the pullsecret reconciler.
 func NewPullSecret(d Deps, o PullSecretOptions) *PullSecret {
-	r := &PullSecret{Deps: d.named(reconciler.PullSecret), openStore: o.PKIStore, rand: o.Rand}
+	r := &PullSecret{Deps: d.named(reconciler.PullSecret), openStore: o.PKIStore, rand: o.Rand, accepts: o.RegistryAccepts}
 	if r.openStore == nil {
 		// Without a shared lock, but still a part: a save keeps the
 		// certificates' files.
@@ -82,7 +89,7 @@ func (r *PullSecret) Reconcile(ctx context.Context, _ string) (manager.Result, e
 		// Before discovery has listed the fleet, no agent list proves
 		// that every agent carries the new generation.
 		d := pullsecret.Decision{Action: pullsecret.ActionWait, Reason: "waiting for discovery to list the agents"}
-		r.publish(spec, rot, *cur, d, nil)
+		r.publish(spec, rot, *cur, d, nil, r.distributed(spec, *cur))
 		return manager.Result{ResyncAfter: time.Minute}, nil
 	}
 	next, d, err := rot.Step(cur, agents)
@@ -117,8 +124,28 @@ func (r *PullSecret) Reconcile(ctx context.Context, _ string) (manager.Result, e
 		r.recorded = append(r.recorded, changes...)
 		pending = slices.Clone(r.recorded)
 	}
-	r.publish(spec, rot, next, d, pending)
+	give := r.distributed(spec, next)
+	r.publish(spec, rot, next, d, pending, give)
+	if give.Generation != next.Current.Generation {
+		// Polls: the registry's agents take the new htpasswd within a pass.
+		return manager.Result{RequeueAfter: htpasswdPoll}, nil
+	}
 	return manager.Result{ResyncAfter: r.nextCheck(rot, next, d)}, nil
+}
+
+// htpasswdPoll is how often a rotation checks whether the registry accepts
+// the new generation yet.
+const htpasswdPoll = 5 * time.Second
+
+// distributed is the generation agents should carry now: the current one,
+// or during a rotation the previous one until the registry accepts the
+// current one (RegistryAccepts).
+func (r *PullSecret) distributed(spec *v1alpha1.Spec, s pullsecret.State) pullsecret.Credential {
+	if s.Previous == nil || r.accepts == nil ||
+		r.accepts(pullsecret.UserName(spec.Auth.Htpasswd.PullUser, s.Current.Generation)) {
+		return s.Current
+	}
+	return *s.Previous
 }
 
 // store is the one place report mode is decided for this reconciler: in

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
@@ -12,14 +13,23 @@ import (
 // publish turns the pull password's state into the PullSecret view and
 // its metrics. The view carries the passwords (readers need them); the
 // metrics and status only generations and times.
-func (r *PullSecret) publish(spec *v1alpha1.Spec, rot pullsecret.Rotator, s pullsecret.State, d pullsecret.Decision, pending []string) {
+//
+// give is the generation agents get (the view's Current): s.Current, or
+// the previous one while the registry does not accept s.Current yet.
+func (r *PullSecret) publish(spec *v1alpha1.Spec, rot pullsecret.Rotator, s pullsecret.State, d pullsecret.Decision,
+	pending []string, give pullsecret.Credential) {
 	user := spec.Auth.Htpasswd.PullUser
-	cur := state.PullUser{Name: pullsecret.UserName(user, s.Current.Generation), Generation: int(s.Current.Generation),
-		Password: s.Current.Password}
-	valid := []state.PullUser{cur}
+	pu := func(c pullsecret.Credential) state.PullUser {
+		return state.PullUser{Name: pullsecret.UserName(user, c.Generation), Generation: int(c.Generation), Password: c.Password}
+	}
+	cur := pu(give)
+	valid := []state.PullUser{pu(s.Current)}
 	if p := s.Previous; p != nil {
-		valid = append(valid, state.PullUser{Name: pullsecret.UserName(user, p.Generation), Generation: int(p.Generation),
-			Password: p.Password})
+		valid = append(valid, pu(*p))
+	}
+	if give.Generation != s.Current.Generation {
+		d.Reason = fmt.Sprintf("generation %d goes to agents once the registry accepts it (its htpasswd file on "+
+			"the registry's agents holds %s)", s.Current.Generation, valid[0].Name)
 	}
 	next := rot.NextRotation(s)
 	r.Store.SetPullSecret(state.PullSecret{Ready: true, Current: cur, Valid: valid, NextRotation: next,

@@ -285,3 +285,39 @@ func TestPullSecretReportMode(t *testing.T) {
 		t.Fatalf("enforce after report: saved %v pending %q", s != nil, p.Pending)
 	}
 }
+
+// During a rotation agents get the new generation only once the registry
+// accepts it, so no agent pulls with a password the registry does not
+// know yet; the old one stays what agents carry meanwhile.
+func TestPullSecretWaitsForRegistry(t *testing.T) {
+	e := newAuthEnv(t, nil)
+	accepted := map[string]bool{}
+	e.pull = NewPullSecret(e.deps, PullSecretOptions{RegistryAccepts: func(u string) bool { return accepted[u] }})
+	p := e.reconcilePull(t)
+	if p.Current.Name != "agents-1" {
+		t.Fatalf("the first generation is held back: %+v", p.Current.Name)
+	}
+	accepted["agents-1"] = true
+	e.reconcileCreds(t, nodeA, nodeB)
+	e.clock.Step(time.Hour)
+	res, err := e.pull.Reconcile(context.Background(), PullSecretKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = e.store.PullSecret()
+	if p.Current.Name != "agents-1" || users(p) != "agents-1 agents-2" || res.RequeueAfter == 0 {
+		t.Fatalf("before the registry accepts agents-2: current %s users %q result %+v", p.Current.Name, users(p), res)
+	}
+	e.reconcileCreds(t, nodeA)
+	if c := e.concern(t, nodeA, reconciler.Credentials); c.Hash != "1" || !c.InSync {
+		t.Fatalf("A got generation 2 before the registry accepts it: %+v", c)
+	}
+	accepted["agents-2"] = true
+	if p = e.reconcilePull(t); p.Current.Name != "agents-2" {
+		t.Fatalf("after the registry accepts agents-2: current %s", p.Current.Name)
+	}
+	e.reconcileCreds(t, nodeA)
+	if c := e.concern(t, nodeA, reconciler.Credentials); c.Hash != "2" {
+		t.Fatalf("A after the registry accepts agents-2: %+v", c)
+	}
+}
