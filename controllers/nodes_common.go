@@ -22,7 +22,7 @@ type NodeExecutor interface {
 }
 
 // NodeOptions are what the per-node reconcilers (trust, conntrack,
-// placement) need besides Deps.
+// placement, credentials) need besides Deps.
 type NodeOptions struct {
 	// Exec runs a pass on a node (nodes.Executor in production).
 	Exec NodeExecutor
@@ -139,6 +139,9 @@ func nodeReconcilers(spec *v1alpha1.Spec) []string {
 	}
 	if spec.PlacementEnabled() {
 		rs = append(rs, reconciler.Placement)
+	}
+	if spec.CredentialsEnabled() {
+		rs = append(rs, reconciler.Credentials)
 	}
 	return rs
 }

@@ -107,10 +107,17 @@ func TestFleetSkopeoTrust(t *testing.T) {
 // p's server certificate, with its files in dir; it is killed in cleanup.
 func startFleetRegistry(t *testing.T, h *testfleet.Host, p fleetPKI, dir string) string {
 	t.Helper()
+	return startFleetRegistryWith(t, h, p, dir, "")
+}
+
+// startFleetRegistryWith is startFleetRegistry with more top-level config
+// (an auth section) appended to the registry's config.yml.
+func startFleetRegistryWith(t *testing.T, h *testfleet.Host, p fleetPKI, dir, extra string) string {
+	t.Helper()
 	must(t, os.WriteFile(filepath.Join(dir, "tls.crt"), p.certPEM, 0o644))
 	must(t, os.WriteFile(filepath.Join(dir, "tls.key"), p.keyPEM, 0o600))
 	config := "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: " + filepath.Join(dir, "data") +
-		"\nhttp:\n  addr: :5000\n  tls:\n    certificate: " + filepath.Join(dir, "tls.crt") + "\n    key: " + filepath.Join(dir, "tls.key") + "\n"
+		"\nhttp:\n  addr: :5000\n  tls:\n    certificate: " + filepath.Join(dir, "tls.crt") + "\n    key: " + filepath.Join(dir, "tls.key") + "\n" + extra
 	must(t, os.WriteFile(filepath.Join(dir, "config.yml"), []byte(config), 0o644))
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := h.Command(ctx, "docker-registry", "serve", filepath.Join(dir, "config.yml"))

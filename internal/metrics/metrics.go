@@ -48,6 +48,11 @@ type Metrics struct {
 	CertRenewal    *prometheus.GaugeVec
 	CertReady      *prometheus.GaugeVec
 
+	PullPasswordGeneration   prometheus.Gauge
+	PullPasswordNextRotation prometheus.Gauge
+	PullCredentialsLagging   prometheus.Gauge
+	PullCredentialsOverdue   prometheus.Gauge
+
 	AppInstances  *prometheus.GaugeVec
 	ProbeSuccess  prometheus.Gauge
 	ProbeDuration prometheus.Gauge
@@ -94,6 +99,14 @@ func New(bi BuildInfo) *Metrics {
 		Help: "Unix time the operator will renew the certificate."}, []string{"cert"})
 	m.CertReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "certificate_ready",
 		Help: "1 when the certificate is valid and in use, 0 otherwise."}, []string{"cert"})
+	m.PullPasswordGeneration = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "pull_password_generation",
+		Help: "Generation of the current pull password agents pull with (0 before the first)."})
+	m.PullPasswordNextRotation = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns,
+		Name: "pull_password_next_rotation_timestamp_seconds", Help: "Unix time the pull password is next rotated."})
+	m.PullCredentialsLagging = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "pull_credentials_lagging_agents",
+		Help: "Reachable agents whose pull credentials are not the current generation."})
+	m.PullCredentialsOverdue = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "pull_credentials_overdue",
+		Help: "1 while a pull password rotation has waited longer than its grace for agents to take the new credentials."})
 	m.AppInstances = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "app_instances",
 		Help: "Instances of a Marathon app the operator owns, by state (desired, running, healthy)."}, []string{"app", "state"})
 	m.ProbeSuccess = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "registry_probe_success",
@@ -114,7 +127,8 @@ func New(bi BuildInfo) *Metrics {
 		Help: "Build information; always 1."}, []string{"version", "revision", "goversion"})
 
 	for _, c := range []prometheus.Collector{m.ReconcileTotal, m.ReconcileDuration, m.LastSuccess, m.OutOfSync,
-		m.DriftCorrections, m.Nodes, m.HostKeyMismatch, m.RejectedAgents, m.CertExpiration, m.CertRenewal, m.CertReady, m.AppInstances,
+		m.DriftCorrections, m.Nodes, m.HostKeyMismatch, m.RejectedAgents, m.CertExpiration, m.CertRenewal, m.CertReady,
+		m.PullPasswordGeneration, m.PullPasswordNextRotation, m.PullCredentialsLagging, m.PullCredentialsOverdue, m.AppInstances,
 		m.ProbeSuccess, m.ProbeDuration, m.ConfigReloadSuccessful, m.ConfigReloadTimestamp, m.Leader,
 		m.SSHSessions, m.MarathonRequests, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {

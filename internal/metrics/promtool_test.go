@@ -49,6 +49,9 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 		`registry_operator_out_of_sync{reconciler="trust",target="198.18.0.12"} 1`,
 		`registry_operator_app_instances{app="/registry",state="healthy"} 1`,
 		`registry_operator_nodes{state="unreachable"} 1`,
+		`registry_operator_pull_password_generation 3`,
+		`registry_operator_pull_credentials_overdue 0`,
+		`registry_operator_reconcile_total{reconciler="credentials",result="error"} 0`,
 		`registry_operator_build_info{goversion=`,
 		`registry_operator_reconcile_duration_seconds_bucket{reconciler="trust",le="0.05"}`,
 	} {
@@ -91,6 +94,11 @@ func populate(m *Metrics) {
 	m.AppInstances.WithLabelValues("/registry", "desired").Set(1)
 	m.AppInstances.WithLabelValues("/registry", "running").Set(1)
 	m.AppInstances.WithLabelValues("/registry", "healthy").Set(1)
+	m.PullPasswordGeneration.Set(3)
+	m.PullPasswordNextRotation.Set(1.78e9)
+	m.PullCredentialsLagging.Set(1)
+	m.PullCredentialsOverdue.Set(0)
+	m.SetOutOfSync(reconciler.Credentials, "198.18.0.11", false)
 	m.ProbeSuccess.Set(1)
 	m.ProbeDuration.Set(0.023)
 	m.ConfigReloadSuccessful.Set(1)

@@ -83,6 +83,9 @@ func RenderPlan(w io.Writer, reg *v1alpha1.Registry, s *state.Store, errs []stri
 			p("  ! %s", pk.Reason)
 		}
 	}
+	if section("Pull password", spec.CredentialsEnabled()) {
+		n += renderPullPassword(p, s.PullSecret())
+	}
 	nodes := s.Nodes()
 	if section("Nodes", spec.NodesEnabled()) {
 		if len(nodes) == 0 {
@@ -90,7 +93,7 @@ func RenderPlan(w io.Writer, reg *v1alpha1.Registry, s *state.Store, errs []stri
 		}
 		for _, nd := range nodes {
 			var lines []string
-			for _, name := range []string{reconciler.Trust, reconciler.Conntrack, reconciler.Placement} {
+			for _, name := range reconciler.Node() {
 				c, ok := nd.Concerns[name]
 				if !ok {
 					continue
@@ -149,4 +152,23 @@ func RenderPlan(w io.Writer, reg *v1alpha1.Registry, s *state.Store, errs []stri
 	p("")
 	p("%d change(s) pending, %d error(s).", n, len(errs))
 	return n
+}
+
+// renderPullPassword writes the pull password's part of a plan: what a
+// report-mode pass would do, or where it stands. It names users and
+// generations, never a password. It returns the number of changes.
+func renderPullPassword(p func(string, ...any), ps state.PullSecret) int {
+	for _, c := range ps.Pending {
+		p("  ~ %s", c)
+	}
+	switch {
+	case !ps.Ready && ps.Reason != "":
+		p("  ! %s", ps.Reason)
+	case len(ps.Pending) == 0 && ps.Ready:
+		p("  = in sync (user %s, next rotation %s)", ps.Current.Name, ps.NextRotation.UTC().Format("2006-01-02"))
+	}
+	if len(ps.Lagging) > 0 {
+		p("  . agents without the current credentials: %s", strings.Join(ps.Lagging, ", "))
+	}
+	return len(ps.Pending)
 }

@@ -26,17 +26,29 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 	var w wiring
 
 	rd := controllers.Deps{Spec: d.Spec, Store: d.Store, Metrics: d.Metrics, Clock: d.Clock, Log: d.Log}
-	var certOpts controllers.CertificatesOptions
+	// The certificates and the pull password share one PKI state set; each
+	// reconciler keeps its own part of it, under one lock.
+	openPKI := func(s *v1alpha1.Spec) pki.Store { return pki.NewDirStore(s.TLS.StateDir) }
 	if d.PKIStore != nil {
-		certOpts.PKIStore = func(*v1alpha1.Spec) pki.Store { return d.PKIStore }
+		openPKI = func(*v1alpha1.Spec) pki.Store { return d.PKIStore }
 	}
+	var pkiSet pki.Shared
+	certOpts := controllers.CertificatesOptions{PKIStore: func(s *v1alpha1.Spec) pki.Store {
+		return pkiSet.Part(openPKI(s), pki.CertificateFiles...)
+	}}
 	certs := controllers.NewCertificates(rd, certOpts)
 	m.Add(manager.Options{Name: reconciler.Certificates, Reconciler: certs,
 		Enabled: when(d.Spec, (*v1alpha1.Spec).TLSEnabled),
 		Resync:  func() []string { return []string{controllers.CertificatesKey} }})
+	pull := controllers.NewPullSecret(rd, controllers.PullSecretOptions{PKIStore: func(s *v1alpha1.Spec) pki.Store {
+		return pkiSet.Part(openPKI(s), pki.PullPasswordFiles...)
+	}})
+	m.Add(manager.Options{Name: reconciler.PullSecret, Reconciler: pull,
+		Enabled: when(d.Spec, (*v1alpha1.Spec).CredentialsEnabled),
+		Resync:  func() []string { return []string{controllers.PullSecretKey} }})
 
 	// Nodes: discovery lists the agents and enqueues each one's key for the
-	// three node reconcilers, which share one SSH client (and one SFTP
+	// node reconcilers, which share one SSH client (and one SFTP
 	// session) per node through the executor.
 	exec := nodes.NewExecutor(d.Metrics, d.Clock, d.Log.WithName("ssh"))
 	w.closers = append(w.closers, exec.Close)
@@ -55,6 +67,7 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 		{reconciler.Trust, controllers.NewTrust(rd, nd), (*v1alpha1.Spec).TrustEnabled},
 		{reconciler.Conntrack, controllers.NewConntrack(rd, nd), (*v1alpha1.Spec).ConntrackEnabled},
 		{reconciler.Placement, controllers.NewPlacement(rd, nd), (*v1alpha1.Spec).PlacementEnabled},
+		{reconciler.Credentials, controllers.NewCredentials(rd, nd), (*v1alpha1.Spec).CredentialsEnabled},
 	}
 	for _, r := range nodeRecs {
 		m.Add(manager.Options{Name: r.name, Reconciler: r.rec, Enabled: when(d.Spec, r.enabled), MaxConcurrent: workers,
@@ -113,6 +126,18 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 	}
 	d.Store.OnChange(state.TopicNodes, wake)
 	d.Store.OnChange(state.TopicApp, wake)
+	// A new or dropped pull password goes to every agent at once; a
+	// rotation waiting for agents moves on once the last one reports in.
+	d.Store.OnChange(state.TopicPullSecret, func() {
+		for _, addr := range d.Store.Addresses() {
+			m.Enqueue(reconciler.Credentials, addr)
+		}
+	})
+	d.Store.OnChange(state.TopicNodes, func() {
+		if controllers.PullRotationCanMove(d.Store) {
+			m.Enqueue(reconciler.PullSecret, controllers.PullSecretKey)
+		}
+	})
 
 	return w, nil
 }

@@ -27,11 +27,21 @@ const (
 	FileNextCAKey  = "next-ca.key"
 	FilePrevCACert = "prev-ca.crt"
 	FileState      = "state.json"
+	// FilePullPassword is the pull password's state (internal/pullsecret),
+	// kept by the pullsecret reconciler, not by the certificates one. Its
+	// ".key" suffix gets it the private keys' protection in every store.
+	FilePullPassword = "pull-password.key"
 )
 
-// KnownFiles lists every name a state set may hold.
-var KnownFiles = []string{FileCACert, FileCAKey, FileServerCert, FileServerKey, FileBundle,
+// CertificateFiles are the names the certificate reconciler keeps.
+var CertificateFiles = []string{FileCACert, FileCAKey, FileServerCert, FileServerKey, FileBundle,
 	FileNextCACert, FileNextCAKey, FilePrevCACert, FileState}
+
+// PullPasswordFiles are the names the pullsecret reconciler keeps.
+var PullPasswordFiles = []string{FilePullPassword}
+
+// KnownFiles lists every name a state set may hold.
+var KnownFiles = append(append([]string{}, CertificateFiles...), PullPasswordFiles...)
 
 // IsKeyFile reports names that hold private keys (mode 0600).
 func IsKeyFile(name string) bool { return strings.HasSuffix(name, ".key") }

@@ -371,9 +371,11 @@ func (pl *Plan) Apply(p Params, now time.Time) (*Material, []Issued, error) {
 	return &m, issued, nil
 }
 
+// diffNames compares only the certificate files: the set may hold files
+// another reconciler keeps (the pull password), which Encode never makes.
 func diffNames(have, want Files) []string {
 	var out []string
-	for _, n := range KnownFiles {
+	for _, n := range CertificateFiles {
 		if !bytes.Equal(have[n], want[n]) || (have[n] == nil) != (want[n] == nil) {
 			out = append(out, n)
 		}

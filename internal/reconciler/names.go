@@ -19,8 +19,8 @@ const (
 
 // All lists every reconciler in the order the status page shows them.
 func All() []string {
-	return []string{Certificates, Discovery, Trust, Conntrack, Placement, App}
+	return []string{Certificates, PullSecret, Discovery, Trust, Conntrack, Placement, Credentials, App}
 }
 
 // Node lists the reconcilers that run once per node.
-func Node() []string { return []string{Trust, Conntrack, Placement} }
+func Node() []string { return []string{Trust, Conntrack, Placement, Credentials} }

@@ -38,7 +38,16 @@ type PullSecret struct {
 	// when some keep old credentials past the rotation's grace.
 	Lagging []string `json:"lagging,omitempty"`
 	Overdue bool     `json:"overdue,omitempty"`
+	// Phase is the rotation step in words (never a secret).
+	Phase string `json:"phase,omitempty"`
+	// Pending lists what a report-mode pass would do ("create pull
+	// password generation 1"); empty when enforcing.
+	Pending []string `json:"pending,omitempty"`
 }
+
+// Rotating reports whether a rotation is under way: a previous generation
+// is still valid next to the current one.
+func (p PullSecret) Rotating() bool { return len(p.Valid) > 1 }
 
 // validKey identifies the set of valid users (names and generations, no
 // secret) so readers can tell a change cheaply.
@@ -57,6 +66,7 @@ func (s *Store) PullSecret() PullSecret {
 	p := s.pullSecret
 	p.Valid = slices.Clone(p.Valid)
 	p.Lagging = slices.Clone(p.Lagging)
+	p.Pending = slices.Clone(p.Pending)
 	return p
 }
 

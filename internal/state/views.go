@@ -20,6 +20,7 @@ import (
 //	AppPlacement          app          trust, certificates  SetApp
 //	CertificatePlacement  placement    app            SetConcern(_, reconciler.Placement, _)
 //	PullSecret            pullsecret   placement, credentials  SetPullSecret (pullsecret.go)
+//	CredentialsCarried    credentials  pullsecret     SetConcern(_, reconciler.Credentials, _) (credentials.go)
 //
 // Which agents may run the registry is not a view: it follows from the
 // spec alone (the app's hostname constraints), so trust and placement

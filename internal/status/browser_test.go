@@ -64,7 +64,7 @@ func TestPageInChromium(t *testing.T) {
 		"unreachable", "2 unreachable",
 		"2026-03-12 14:00:00 UTC", "expires in 2d 2h", "renewal due",
 		"dial tcp 198.18.0.12:22: i/o timeout",
-		"Out of sync: 6 item(s) need attention.",
+		"Out of sync: 8 item(s) need attention.",
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered DOM lacks %q", want)

@@ -64,6 +64,19 @@ func mixedStore() *state.Store {
 		Changes: []string{"write /etc/docker/certs.d/192.168.0.1:443/ca.crt (sha256 4f2a9c01)"},
 		Checked: testNow.Add(-40 * time.Second),
 	})
+	// A pull password rotation that .13 has not followed, past the grace.
+	s.SetConcern("198.18.0.13", reconciler.Credentials, state.Concern{
+		InSync:  false,
+		Detail:  "/root/.docker/config.json left untouched: existing docker config cannot be read: the file is not valid JSON (syntax error near byte 12); repair or remove it by hand",
+		Hash:    "4",
+		Changes: []string{"update /etc/docker.tar.gz (pull credentials generation 4 -> 5, mode 600)"},
+		Checked: testNow.Add(-40 * time.Second),
+	})
+	cur := state.PullUser{Name: "agents-5", Generation: 5, Password: "fixture-new-pull-password-never-shown"}
+	prev := state.PullUser{Name: "agents-4", Generation: 4, Password: "fixture-pull-password-never-shown"}
+	s.SetPullSecret(state.PullSecret{Ready: true, Current: cur, Valid: []state.PullUser{cur, prev},
+		NextRotation: testNow.Add(30 * 24 * time.Hour), Phase: "1 agent(s) do not carry generation 5 yet",
+		Lagging: []string{"198.18.0.13"}, Overdue: true})
 	return s
 }
 
@@ -118,7 +131,11 @@ func healthyStore() *state.Store {
 		s.SetContact(n.Address, true, at, "")
 		s.SetConcern(n.Address, reconciler.Trust, state.Concern{InSync: true, Hash: "9f86d081", Checked: at})
 		s.SetConcern(n.Address, reconciler.Conntrack, state.Concern{InSync: true, Detail: "nf_conntrack_tcp_be_liberal=1", Checked: at})
+		s.SetConcern(n.Address, reconciler.Credentials, state.Concern{InSync: true, Hash: "4", Checked: at})
 	}
+	pull := state.PullUser{Name: "agents-4", Generation: 4, Password: "fixture-pull-password-never-shown"}
+	s.SetPullSecret(state.PullSecret{Ready: true, Current: pull, Valid: []state.PullUser{pull},
+		NextRotation: testNow.Add(20 * 24 * time.Hour), Phase: "generation 4 is current until 2026-03-30T12:00:00Z"})
 	s.SetConcern("198.18.0.15", reconciler.Placement, state.Concern{InSync: true, Detail: "/etc/privateregistry/certs", Checked: testNow})
 	s.SetApp(state.App{
 		ID: "/registry", Exists: true, InSync: true, Desired: 1, Running: 1, Healthy: 1,

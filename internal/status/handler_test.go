@@ -73,8 +73,8 @@ func TestPageMixedState(t *testing.T) {
 	}
 	page := body(t, resp)
 	for _, frag := range []string{
-		`<title>registry-operator: 6 out of sync</title>`,
-		`<div class="banner bad" id="overall">Out of sync: 6 item(s) need attention.</div>`,
+		`<title>registry-operator: 8 out of sync</title>`,
+		`<div class="banner bad" id="overall">Out of sync: 8 item(s) need attention.</div>`,
 		`<li><strong>node <span class="mono">198.18.0.12</span></strong>: unreachable: dial tcp 198.18.0.12:22: i/o timeout</li>`,
 		`<li><strong>node <span class="mono">198.18.0.14</span></strong>: not contacted yet: ssh: handshake failed: knownhosts: key mismatch</li>`,
 		`<li><strong>node <span class="mono">198.18.0.13</span></strong> (trust): ca.crt differs from the trust bundle; write /etc/docker/certs.d/192.168.0.1:443/ca.crt (sha256 4f2a9c01)</li>`,
@@ -94,6 +94,8 @@ func TestPageMixedState(t *testing.T) {
 		`<td class="bad"><span class="badge">error</span></td>`,
 		`<pre id="spec">marathon:`,
 		`<tr><th>Config file</th><td class="mono">/etc/registry-operator/registry.yaml</td></tr>`,
+		`<tr><th>Valid users</th><td class="mono">agents-5, agents-4</td></tr>`,
+		`<tr><th>Agents without the current credentials</th><td class="bad mono">198.18.0.13<span class="detail">past the rotation's grace</span></td></tr>`,
 	} {
 		if !strings.Contains(page, frag) {
 			t.Errorf("page lacks %q", frag)
@@ -174,8 +176,10 @@ func TestAPIStatusGolden(t *testing.T) {
 		"reconciler certificates certificates",
 		"reconciler trust trust",
 		"certificate pending certificates",
+		"pull password pull pullsecret",
 		"node 198.18.0.12 ",
 		"node 198.18.0.13 trust",
+		"node 198.18.0.13 credentials",
 		"node 198.18.0.14 ",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

@@ -20,6 +20,7 @@ func Render(w io.Writer, st Status) error {
 	r.header(st)
 	r.config(st.Config)
 	r.certificates(st.Certificates)
+	r.pullPassword(st.PullPassword)
 	r.apps(st.Apps, st.Probe)
 	r.reconcilers(st.Reconcilers)
 	r.nodes(st)
@@ -114,6 +115,35 @@ func (r *renderer) certificates(p state.PKI) {
 	r.table([]string{"CERT", "SUBJECT", "SERIAL", "EXPIRES", "RENEWAL", "STATE"}, rows)
 }
 
+func (r *renderer) pullPassword(p *PullPassword) {
+	if p == nil {
+		return
+	}
+	ready := "ready"
+	if !p.Ready {
+		ready = "NOT READY"
+		if p.Reason != "" {
+			ready += " (" + clean(p.Reason) + ")"
+		}
+	}
+	r.printf("\nPull password: %s, user %s, generation %d, next rotation %s\n", ready, orDefault(clean(p.User), "-"),
+		p.Generation, when(p.NextRotation, r.now))
+	r.printf("  valid users: %s\n", orDefault(clean(strings.Join(p.ValidUsers, ", ")), "none"))
+	if p.Phase != "" {
+		r.printf("  %s\n", clean(p.Phase))
+	}
+	if len(p.Lagging) > 0 {
+		overdue := ""
+		if p.Overdue {
+			overdue = ", OVERDUE"
+		}
+		r.printf("  agents without the current credentials%s: %s\n", overdue, clean(strings.Join(p.Lagging, ", ")))
+	}
+	for _, pending := range p.Pending {
+		r.printf("  pending: %s\n", clean(pending))
+	}
+}
+
 func (r *renderer) certRow(role string, c state.CertInfo) []string {
 	return []string{role, orDefault(clean(c.Subject), "-"), short(clean(c.Serial)),
 		when(c.NotAfter, r.now), when(c.RenewalTime, r.now), CertState(c, r.now)}
@@ -174,7 +204,7 @@ func (r *renderer) nodes(st Status) {
 		row = append(row, when(n.LastContact, r.now), trunc(clean(n.LastError)))
 		rows = append(rows, row)
 	}
-	r.table([]string{"ADDRESS", "STATE", "TRUST", "CONNTRACK", "PLACEMENT", "LAST CONTACT", "LAST ERROR"}, rows)
+	r.table([]string{"ADDRESS", "STATE", "TRUST", "CONNTRACK", "PLACEMENT", "CREDENTIALS", "LAST CONTACT", "LAST ERROR"}, rows)
 }
 
 // when prints a time with its distance from now, or "never".

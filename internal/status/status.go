@@ -63,15 +63,18 @@ type Status struct {
 	Config       ConfigInfo               `json:"config"`
 	Reconcilers  []state.ReconcilerStatus `json:"reconcilers"`
 	Certificates state.PKI                `json:"certificates"`
-	Apps         []state.App              `json:"apps"`
-	Probe        state.Probe              `json:"probe"`
-	Nodes        []Node                   `json:"nodes"`
-	NodeCounts   map[string]int           `json:"nodeCounts"`
+	// PullPassword is absent when auth (and so the pull password) is off.
+	PullPassword *PullPassword  `json:"pullPassword,omitempty"`
+	Apps         []state.App    `json:"apps"`
+	Probe        state.Probe    `json:"probe"`
+	Nodes        []Node         `json:"nodes"`
+	NodeCounts   map[string]int `json:"nodeCounts"`
 }
 
 // Item is one thing that differs from the spec or needs attention.
 type Item struct {
-	// Kind is config, leader, reconciler, certificate, app, probe or node.
+	// Kind is config, leader, reconciler, certificate, pull password, app,
+	// probe or node.
 	Kind string `json:"kind"`
 	// Name is the node address, app id, certificate or reconciler name.
 	Name string `json:"name"`
@@ -96,7 +99,7 @@ type Node struct {
 }
 
 // nodeConcerns are the per-node reconcilers, in the order the page shows them.
-var nodeConcerns = []string{reconciler.Trust, reconciler.Conntrack, reconciler.Placement}
+var nodeConcerns = []string{reconciler.Trust, reconciler.Conntrack, reconciler.Placement, reconciler.Credentials}
 
 // Build assembles the status from the store and the config info at now.
 func Build(store *state.Store, cfg ConfigInfo, now time.Time) Status {
@@ -109,6 +112,7 @@ func Build(store *state.Store, cfg ConfigInfo, now time.Time) Status {
 		Probe:        store.Probe(),
 		NodeCounts:   map[string]int{NodeInSync: 0, NodeOutOfSync: 0, NodeUnreachable: 0},
 	}
+	s.PullPassword = pullPassword(store, s.Reconcilers)
 	for _, n := range store.Nodes() {
 		sn := Node{Node: n, State: nodeState(n)}
 		s.NodeCounts[sn.State]++
@@ -164,6 +168,9 @@ func outOfSync(s Status) []Item {
 		for _, pending := range p.Pending {
 			add("certificate", "pending", reconciler.Certificates, pending)
 		}
+	}
+	for _, r := range s.PullPassword.problems() {
+		add("pull password", "pull", reconciler.PullSecret, r)
 	}
 	for _, a := range s.Apps {
 		if r := appProblem(a); r != "" {
