@@ -199,4 +199,3 @@ func nodeConcern(e *fleetEnv, addr, name string) state.Concern {
 	}
 	return state.Concern{}
 }
-
