@@ -7,6 +7,7 @@ import (
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/marathon"
+	"github.com/registry-operator/registry-operator/internal/state"
 )
 
 // registryInputs reads or renders what the registry app's definition needs
@@ -47,12 +48,25 @@ func (r *AppReconciler) waitForConfig(p *pass, cur *marathon.AppStatus) (manager
 			return manager.Result{}, false, nil // the tasks already run with it
 		}
 	}
+	// Only the agents the app may run on: where its tasks can start. One
+	// of them unreachable keeps the change waiting (a task started there
+	// would find no file), shown in the diff.
+	candidate := func(n state.PlacedNode) bool {
+		ok, err := matchHostConstraints(p.spec.App.Constraints, n.Hostname, hostOnly(n.Address))
+		return ok || err != nil
+	}
 	view := r.Store.RegistryConfigPlacement()
-	missing := view.Missing(want)
-	if len(view.Nodes) > 0 && len(missing) == 0 {
+	missing := view.Missing(want, candidate)
+	holding := 0
+	for _, n := range view.Nodes {
+		if n.Hash == want && candidate(n) {
+			holding++
+		}
+	}
+	if holding > 0 && len(missing) == 0 {
 		return manager.Result{}, false, nil
 	}
-	where := "any agent yet"
+	where := "any agent the app may run on yet"
 	if len(missing) > 0 {
 		where = strings.Join(missing, ",")
 	}

@@ -93,9 +93,13 @@ func TestAppMigratesHTTPSecretOutOfEnv(t *testing.T) {
 }
 
 // TestAppWaitsForConfigBeforeCreate: a new registry app is created only
-// once its config.yml is on the agent, so its first task finds it.
+// once its config.yml is on the agent, so its first task finds it. An
+// agent the constraints exclude (agent-2, never reached) does not hold it
+// back.
 func TestAppWaitsForConfigBeforeCreate(t *testing.T) {
 	e := newAppEnv(t, nil)
+	e.store.SetFleet([]state.Node{{Address: "198.18.0.11", Hostname: "agent-1", Source: "static"},
+		{Address: "198.18.0.12", Hostname: "agent-2", Source: "static"}})
 	e.exec.place(e.ca.issue(e.store, 100))
 	if res, err := e.reconcile(); err != nil || res.RequeueAfter == 0 {
 		t.Fatalf("first pass: %+v %v", res, err)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -47,8 +48,8 @@ func TestPlacementHtpasswdWaitsForPullSecret(t *testing.T) {
 	if _, ok := e.node(nodeA).files[htFile]; ok {
 		t.Error("htpasswd written without the pull users")
 	}
-	if h := e.store.RegistryConfigPlacement().Nodes[nodeA]; h != "" {
-		t.Errorf("config reported placed (%s) although its htpasswd file is missing", h)
+	if m := e.store.RegistryConfigPlacement().Missing("", nil); slices.Contains(m, nodeA) {
+		t.Errorf("config reported placed although its htpasswd file is missing: %+v", e.store.RegistryConfigPlacement())
 	}
 
 	// An existing file (from before an operator restart) is kept as it is.
@@ -75,7 +76,7 @@ func TestPlacementHtpasswdWaitsForPullSecret(t *testing.T) {
 	if c := e.concern(t, nodeA, reconciler.Placement); !c.InSync {
 		t.Errorf("with a pull password: %+v", c)
 	}
-	if e.store.RegistryConfigPlacement().Nodes[nodeA] == "" {
+	if m := e.store.RegistryConfigPlacement().Missing("", nil); !slices.Contains(m, nodeA) {
 		t.Error("config not reported placed")
 	}
 }

@@ -17,21 +17,21 @@ import (
 // The htpasswd file is not part of it: the registry re-reads it by itself,
 // so a password change needs no restart and must not cause one.
 type RegistryConfigPlacement struct {
-	// Nodes maps every node of the fleet to the hash of the config it
-	// holds ("" none, unknown, or not yet; on an agent that may not run
-	// the registry, the current one: it needs none).
-	Nodes map[string]string
+	// Nodes is every node of the fleet, sorted by address; Hash is the
+	// config it holds ("" none, unknown, or not yet; on an agent that may
+	// not run the registry, the current one: it needs none).
+	Nodes []PlacedNode
 }
 
-// Missing lists, sorted, the nodes that do not hold config hash.
-func (r RegistryConfigPlacement) Missing(hash string) []string {
+// Missing lists, sorted, the nodes for which include says yes that do not
+// hold config hash (include nil: every node).
+func (r RegistryConfigPlacement) Missing(hash string, include func(PlacedNode) bool) []string {
 	var out []string
-	for addr, h := range r.Nodes {
-		if h != hash {
-			out = append(out, addr)
+	for _, n := range r.Nodes {
+		if n.Hash != hash && (include == nil || include(n)) {
+			out = append(out, n.Address)
 		}
 	}
-	slices.Sort(out)
 	return out
 }
 
@@ -40,9 +40,9 @@ func (r RegistryConfigPlacement) Missing(hash string) []string {
 func (s *Store) RegistryConfigPlacement() RegistryConfigPlacement {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	v := RegistryConfigPlacement{Nodes: make(map[string]string, len(s.nodes))}
+	v := RegistryConfigPlacement{Nodes: make([]PlacedNode, 0, len(s.nodes))}
 	for _, addr := range slices.Sorted(maps.Keys(s.nodes)) {
-		v.Nodes[addr] = s.configPlaced[addr]
+		v.Nodes = append(v.Nodes, PlacedNode{Address: addr, Hostname: s.nodes[addr].Hostname, Hash: s.configPlaced[addr]})
 	}
 	return v
 }
