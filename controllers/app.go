@@ -38,7 +38,8 @@ type AppOptions struct {
 	// NewClient builds a Marathon client for spec.marathon; the reconciler
 	// builds a new one when that section changes.
 	NewClient func(m *v1alpha1.MarathonSpec) (MarathonClient, error)
-	// ReadFile reads spec.app.httpSecretFile (os.ReadFile by default).
+	// ReadFile reads spec.app.httpSecretFile (os.ReadFile by default) to
+	// render the registry's config.yml (or its env without one).
 	ReadFile func(string) ([]byte, error)
 	// Dial opens the probe's TCP connections (net.Dialer by default).
 	Dial DialFunc
@@ -157,6 +158,9 @@ func (r *AppReconciler) Reconcile(ctx context.Context, key string) (manager.Resu
 	cur, err := p.client.GetApp(ctx, key)
 	switch {
 	case marathon.IsNotFound(err):
+		if res, wait, err := r.waitForConfig(p, nil); wait {
+			return res, err
+		}
 		return r.create(ctx, p)
 	case err != nil:
 		// Marathon is down or odd: keep the last observation, change nothing.
@@ -188,6 +192,9 @@ func (r *AppReconciler) reconcileExisting(ctx context.Context, p *pass, cur *mar
 		return res, err
 	}
 	if len(diff) > 0 {
+		if res, wait, err := r.waitForConfig(p, cur); wait {
+			return res, err
+		}
 		return r.update(ctx, p, cur)
 	}
 	p.tr.lockedSince = time.Time{}
@@ -306,15 +313,11 @@ func (r *AppReconciler) trackOf(key string) *appTrack {
 
 func (r *AppReconciler) build(spec *v1alpha1.Spec, key string) (*marathon.App, error) {
 	if spec.App != nil && spec.App.ID == key {
-		var secret string
-		if f := spec.App.HTTPSecretFile; f != "" {
-			b, err := r.opts.ReadFile(f)
-			if err != nil {
-				return nil, fmt.Errorf("read app.httpSecretFile: %w", err)
-			}
-			secret = string(b)
+		in, err := r.registryInputs(spec)
+		if err != nil {
+			return nil, err
 		}
-		return marathon.BuildRegistryApp(r.opts.Owner, spec, secret)
+		return marathon.BuildRegistryApp(r.opts.Owner, spec, in)
 	}
 	return marathon.BuildUIApp(r.opts.Owner, spec)
 }

@@ -17,6 +17,7 @@ func TestAppInvalidSpecIsNotResent(t *testing.T) {
 	e := newAppEnv(t, func(s *v1alpha1.Spec) {
 		s.App.UpgradeStrategy = &v1alpha1.UpgradeStrategy{MinimumHealthCapacity: ptrTo(2.0)}
 	})
+	e.placeConfig()
 	for pass := range 3 {
 		_, err := e.reconcile()
 		if !manager.IsTerminal(err) || !strings.Contains(err.Error(), "/upgradeStrategy/minimumHealthCapacity") {
@@ -119,6 +120,7 @@ func TestAppStuckDeploymentIsReported(t *testing.T) {
 	e := newAppEnv(t, nil)
 	e.exec.SetMode("/registry", marathonsim.Stuck)
 	e.exec.place(e.ca.issue(e.store, 5))
+	e.placeConfig()
 	res, err := e.reconcile()
 	if err != nil || res.RequeueAfter == 0 {
 		t.Fatalf("create: %+v %v", res, err)

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -52,11 +53,24 @@ func (e *appEnv) marathonApp() map[string]any {
 	return m
 }
 
+// placeConfig reports the current config.yml as placed on the agent, as
+// the placement reconciler does once it wrote it.
+func (e *appEnv) placeConfig() string {
+	e.t.Helper()
+	cfg, err := renderRegistryConfig(e.spec.Load(), e.store.PKI(), os.ReadFile)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.store.SetRegistryConfigPlaced("198.18.0.11", cfg.Hash)
+	return cfg.Hash
+}
+
 // createHealthy brings the registry app up and checks it is in sync.
 func (e *appEnv) createHealthy() {
 	e.t.Helper()
 	e.exec.place(e.ca.issue(e.store, 100))
 	e.store.SetConcern("198.18.0.11", reconciler.Placement, state.Concern{InSync: true, Hash: e.store.PKI().ServerHash})
+	e.placeConfig()
 	if err := e.settle(); err != nil {
 		e.t.Fatalf("settle after create: %v", err)
 	}
@@ -141,6 +155,7 @@ func TestAppRepairsManualEdits(t *testing.T) {
 	}
 	// Fields a human adds that the spec does not own are left alone.
 	e.human("PUT", "/v2/apps/registry", `{"labels":{"registry-operator/owner":"registry","HAPROXY_GROUP":"external",`+
+		`"registry-operator/config":"`+e.placeConfig()+`",`+
 		`"registry-operator/owned-labels":"HAPROXY_GROUP","team":"infra"},"acceptedResourceRoles":["*"]}`)
 	e.idle()
 	e.sim.ResetWrites()
@@ -156,6 +171,7 @@ func TestAppSpecChangeUpdatesKeepingHumanLabels(t *testing.T) {
 	e := newAppEnv(t, nil)
 	e.createHealthy()
 	e.human("PUT", "/v2/apps/registry", `{"labels":{"registry-operator/owner":"registry","HAPROXY_GROUP":"external",`+
+		`"registry-operator/config":"`+e.placeConfig()+`",`+
 		`"registry-operator/owned-labels":"HAPROXY_GROUP","team":"infra"}}`)
 	e.idle()
 	e.setSpec(func(s *v1alpha1.Spec) {
@@ -170,8 +186,8 @@ func TestAppSpecChangeUpdatesKeepingHumanLabels(t *testing.T) {
 	if len(w) != 1 || w[0].Method != "PUT" {
 		t.Fatalf("want one PUT, got %+v", w)
 	}
-	if strings.Contains(string(w[0].Body), "not-a-real-secret") == false {
-		t.Errorf("PUT body lacks the http secret env")
+	if strings.Contains(string(w[0].Body), "not-a-real-secret") {
+		t.Errorf("PUT body carries the http secret: it belongs in config.yml on the agents")
 	}
 	labels := e.marathonApp()["labels"].(map[string]any)
 	if labels["team"] != "infra" || labels["HAPROXY_GROUP"] != "internal" {
@@ -192,7 +208,8 @@ func TestAppReportModeWritesNothing(t *testing.T) {
 		t.Fatalf("report mode wrote: %+v", w)
 	}
 	a := e.app()
-	if a.Exists || a.InSync || len(a.Diff) != 1 || e.outOfSync() != 1 {
+	// The create, and why it would wait: placement places nothing in report mode.
+	if a.Exists || a.InSync || len(a.Diff) != 2 || !strings.HasPrefix(a.Diff[1], "config: waiting for placement") || e.outOfSync() != 1 {
 		t.Errorf("report state: %+v out_of_sync %v", a, e.outOfSync())
 	}
 }

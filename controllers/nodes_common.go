@@ -26,6 +26,12 @@ type NodeExecutor interface {
 type NodeOptions struct {
 	// Exec runs a pass on a node (nodes.Executor in production).
 	Exec NodeExecutor
+	// ReadFile reads operator-side files placement needs (the users'
+	// passwordFile, app.httpSecretFile); os.ReadFile by default.
+	ReadFile func(string) ([]byte, error)
+	// HtpasswdCost is the bcrypt cost of new htpasswd hashes
+	// (htpasswd.DefaultCost by default).
+	HtpasswdCost int
 }
 
 // nodeBase is what the per-node reconcilers share.

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"regexp"
 	"time"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
+	"github.com/registry-operator/registry-operator/internal/htpasswd"
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/nodes"
 	"github.com/registry-operator/registry-operator/internal/reconciler"
@@ -20,11 +22,25 @@ import (
 // on the agents the registry app may run on, for its hostPath volume. This
 // is the only place the server key leaves the operator, so agents that stop
 // being candidates lose the key again (only where the operator placed it).
-type Placement struct{ nodeBase }
+//
+// With the registry's config.yml and htpasswd (placement_config.go) it
+// also places what the registry app runs from, so no secret travels in
+// Marathon.
+type Placement struct {
+	nodeBase
+	readFile     func(string) ([]byte, error)
+	htpasswdCost int
+}
 
 // NewPlacement returns the certificate placement reconciler.
 func NewPlacement(d Deps, o NodeOptions) *Placement {
-	return &Placement{nodeBase: newNodeBase(d, reconciler.Placement, o)}
+	if o.ReadFile == nil {
+		o.ReadFile = os.ReadFile
+	}
+	if o.HtpasswdCost == 0 {
+		o.HtpasswdCost = htpasswd.DefaultCost
+	}
+	return &Placement{nodeBase: newNodeBase(d, reconciler.Placement, o), readFile: o.ReadFile, htpasswdCost: o.HtpasswdCost}
 }
 
 // placedMarker records that the operator placed the key in a directory.
@@ -51,12 +67,21 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 	}
 	dir := spec.App.CertsHostPath
 	firstUse := false
+	files := &registryFiles{}
+	files.config, files.configErr = renderRegistryConfig(spec, pk, p.readFile)
+	defer func() { p.Store.SetRegistryConfigPlaced(key, files.placed) }()
 	res, err := p.nodePass(ctx, reconciler.Placement, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
 		o.want = pk.ServerHash
 		if !match {
 			o.detail = "not a candidate agent for the registry app (hostname constraints)"
 			if err := removePlaced(ctx, c, dir, o); err != nil {
 				return err
+			}
+			if err := removePlacedRegistryFiles(ctx, c, dir, o); err != nil {
+				return err
+			}
+			if !o.isPending() {
+				files.placed = files.config.Hash // needs none
 			}
 			if !o.isPending() {
 				o.carried = pk.ServerHash // nothing to carry here
@@ -81,6 +106,9 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 			return err
 		}
 		if _, err := syncFile(ctx, c, path.Join(dir, "tls.crt"), pk.ServerChain, 0o644, o); err != nil {
+			return err
+		}
+		if err := p.placeRegistryFiles(ctx, c, spec, dir, files, o); err != nil {
 			return err
 		}
 		if !o.isPending() {

@@ -30,24 +30,40 @@ const (
 // ReservedEnv lists the env keys the builder owns on the registry app.
 var ReservedEnv = []string{EnvTLSCertificate, EnvTLSKey, EnvHTTPSecret, EnvHTTPAddr}
 
-// BuildRegistryApp returns the registry app spec.app describes. It is pure:
-// httpSecret is the content of spec.app.httpSecretFile, read by the caller
-// ("" when the spec names no file). owner is the registry's metadata.name.
-func BuildRegistryApp(owner string, spec *v1alpha1.Spec, httpSecret string) (*App, error) {
+// RegistryInputs are what the registry app's definition depends on besides
+// the spec, read or rendered by the caller.
+type RegistryInputs struct {
+	// HTTPSecret is the content of spec.app.httpSecretFile ("" when the
+	// spec names no file). Used only without a config file: then it has
+	// to travel in env.
+	HTTPSecret string
+	// ConfigHash is the hash of the config.yml placement puts next to the
+	// TLS files (ConfigFileMode). It goes into ConfigLabel, so a changed
+	// file changes the definition and Marathon restarts the tasks once.
+	ConfigHash string
+}
+
+// BuildRegistryApp returns the registry app spec.app describes. It is pure.
+// owner is the registry's metadata.name.
+//
+// In ConfigFileMode the registry reads everything it is told (listen
+// address, TLS paths, HTTP secret, auth) from config.yml in the certificate
+// volume, so nothing secret travels in the definition; otherwise (no nodes
+// to place a file on, or no TLS volume) the listen address, TLS paths and
+// HTTP secret go into env as before.
+func BuildRegistryApp(owner string, spec *v1alpha1.Spec, in RegistryInputs) (*App, error) {
 	a := spec.App
 	if a == nil {
 		return nil, fmt.Errorf("spec.app is absent: nothing to build")
 	}
+	if ConfigFileMode(spec) {
+		return buildConfigFileApp(owner, spec, in.ConfigHash)
+	}
+	httpSecret := in.HTTPSecret
 	if a.HTTPSecretFile != "" && strings.TrimSpace(httpSecret) == "" {
 		return nil, fmt.Errorf("spec.app.httpSecretFile %s is empty: write a random secret into it", a.HTTPSecretFile)
 	}
-	pm := PortMapping{ContainerPort: a.ContainerPort, HostPort: a.HostPort, ServicePort: a.ServicePort,
-		Protocol: "tcp", Name: "registry"}
-	if a.VIP != "" {
-		pm.Labels = map[string]string{VIPLabel: a.VIP}
-	}
-	c := &Container{Type: "DOCKER", Docker: Docker{Image: a.Image}, PortMappings: []PortMapping{pm},
-		Volumes: []Volume{}}
+	c := registryContainer(a)
 	env := maps.Clone(a.Env)
 	if env == nil {
 		env = map[string]string{}
@@ -69,6 +85,10 @@ func BuildRegistryApp(owner string, spec *v1alpha1.Spec, httpSecret string) (*Ap
 			secretEnv = append(secretEnv, k) // diffs and the plan show "<redacted>"
 		}
 	}
+	return registryApp(owner, a, c, env, secretEnv), nil
+}
+
+func registryApp(owner string, a *v1alpha1.AppSpec, c *Container, env map[string]string, secretEnv []string) *App {
 	app := &App{
 		ID:          a.ID,
 		Instances:   v1alpha1.InstancesOr(a.Instances, 1),
@@ -86,7 +106,7 @@ func BuildRegistryApp(owner string, spec *v1alpha1.Spec, httpSecret string) (*Ap
 		app.UpgradeStrategy = &UpgradeStrategy{MinimumHealthCapacity: orOne(u.MinimumHealthCapacity),
 			MaximumOverCapacity: orOne(u.MaximumOverCapacity)}
 	}
-	return app, nil
+	return app
 }
 
 // BuildUIApp returns the registry UI app spec.ui describes.

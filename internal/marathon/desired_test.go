@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"testing"
 
@@ -37,7 +38,13 @@ func TestBuildGolden(t *testing.T) {
 	cases := map[string]func(t *testing.T) *App{
 		"registry-sample": func(t *testing.T) *App {
 			r := sampleSpec(t)
-			return mustApp(t)(BuildRegistryApp(r.Metadata.Name, &r.Spec, "s3cret-from-file\n"))
+			return mustApp(t)(BuildRegistryApp(r.Metadata.Name, &r.Spec, RegistryInputs{HTTPSecret: "s3cret-from-file\n", ConfigHash: testConfigHash}))
+		},
+		"registry-env": func(t *testing.T) *App {
+			// No nodes: nothing places config.yml, so the env form.
+			r := sampleSpec(t)
+			r.Spec.Nodes = nil
+			return mustApp(t)(BuildRegistryApp(r.Metadata.Name, &r.Spec, RegistryInputs{HTTPSecret: "s3cret-from-file\n"}))
 		},
 		"registry-minimal": func(t *testing.T) *App {
 			// No TLS (insecure), no secret file, no labels, env or constraints.
@@ -47,7 +54,7 @@ func TestBuildGolden(t *testing.T) {
 				App:      &v1alpha1.AppSpec{},
 			}}
 			v1alpha1.Default(r)
-			return mustApp(t)(BuildRegistryApp(r.Metadata.Name, &r.Spec, ""))
+			return mustApp(t)(BuildRegistryApp(r.Metadata.Name, &r.Spec, RegistryInputs{HTTPSecret: "", ConfigHash: testConfigHash}))
 		},
 		"registry-full": func(t *testing.T) *App {
 			// Every optional field: fixed ports, HTTPS check, 0/0 upgrade, zero instances.
@@ -59,7 +66,7 @@ func TestBuildGolden(t *testing.T) {
 				GracePeriod: v1alpha1.D(120e9), Interval: v1alpha1.D(15e9), Timeout: v1alpha1.D(5e9), MaxConsecutiveFailures: 5}
 			a.UpgradeStrategy = &v1alpha1.UpgradeStrategy{MinimumHealthCapacity: ptr(0.0), MaximumOverCapacity: ptr(0.0)}
 			a.Constraints = append(a.Constraints, []string{"hostname", "UNIQUE"})
-			return mustApp(t)(BuildRegistryApp(r.Metadata.Name, &r.Spec, "s3cret"))
+			return mustApp(t)(BuildRegistryApp(r.Metadata.Name, &r.Spec, RegistryInputs{HTTPSecret: "s3cret", ConfigHash: testConfigHash}))
 		},
 		"ui-sample": func(t *testing.T) *App {
 			r := sampleSpec(t)
@@ -130,9 +137,12 @@ func roundTrip(t *testing.T, a *App) map[string]any {
 	return m
 }
 
+// TestBuildRegistryEssentials: the env form, used when nothing places a
+// config file (no spec.nodes).
 func TestBuildRegistryEssentials(t *testing.T) {
 	r := sampleSpec(t)
-	app, err := BuildRegistryApp("registry", &r.Spec, "topsecret\n")
+	r.Spec.Nodes = nil
+	app, err := BuildRegistryApp("registry", &r.Spec, RegistryInputs{HTTPSecret: "topsecret\n", ConfigHash: testConfigHash})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +167,7 @@ func TestBuildRegistryEssentials(t *testing.T) {
 		t.Errorf("volumes: %+v", app.Container.Volumes)
 	}
 	// A secret file that is empty is a mistake, not "no secret".
-	if _, err := BuildRegistryApp("registry", &r.Spec, "  \n"); err == nil {
+	if _, err := BuildRegistryApp("registry", &r.Spec, RegistryInputs{HTTPSecret: "  \n", ConfigHash: testConfigHash}); err == nil {
 		t.Error("empty http secret accepted")
 	}
 }
@@ -168,3 +178,43 @@ func TestReservedEnvMatchesValidation(t *testing.T) {
 		t.Fatalf("builder owns %v, validation reserves %v", ReservedEnv, v1alpha1.ReservedAppEnv)
 	}
 }
+
+// testConfigHash stands for the hash of a rendered config.yml.
+const testConfigHash = "c0nf1g0000000000000000000000000000000000000000000000000000000000"
+
+// TestConfigFileAppCarriesNoSecret: in the config-file form the definition
+// the operator sends names the file and carries no secret: no HTTP secret,
+// password or bcrypt hash, not even the env keys that used to hold them.
+func TestConfigFileAppCarriesNoSecret(t *testing.T) {
+	r := sampleSpec(t)
+	r.Spec.Auth = &v1alpha1.AuthSpec{Htpasswd: &v1alpha1.HtpasswdSpec{
+		Users: []v1alpha1.HtpasswdUser{{Name: "ci", PasswordFile: "/etc/registry-operator/ci.password"}}}}
+	v1alpha1.Default(r)
+	app, err := BuildRegistryApp("registry", &r.Spec, RegistryInputs{HTTPSecret: "topsecret-http\n", ConfigHash: testConfigHash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(app.Args, []string{"serve", "/certs/config.yml"}) {
+		t.Errorf("args = %q, want serve /certs/config.yml", app.Args)
+	}
+	for _, k := range ReservedEnv {
+		if _, ok := app.Env[k]; ok {
+			t.Errorf("env %s is set; the config file says it", k)
+		}
+	}
+	if app.Labels[ConfigLabel] != testConfigHash {
+		t.Errorf("labels[%s] = %q", ConfigLabel, app.Labels[ConfigLabel])
+	}
+	b, err := json.Marshal(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte("topsecret")) || bcryptRE.Match(b) {
+		t.Errorf("the app JSON carries a secret:\n%s", b)
+	}
+	if _, err := BuildRegistryApp("registry", &r.Spec, RegistryInputs{}); err == nil {
+		t.Error("config-file form built without a config hash")
+	}
+}
+
+var bcryptRE = regexp.MustCompile(`\$2[aby]\$`)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/registry-operator/registry-operator/api/v1alpha1"
 )
 
 // Diff compares desired with actual, the app object Marathon returned, on
@@ -30,6 +32,9 @@ func Diff(desired *App, actual map[string]any) []string {
 	d.num("cpus", num(actual["cpus"], 1), desired.CPUs)
 	d.num("mem", num(actual["mem"], 128), desired.Mem)
 	d.networks(desired.Networks, actual["networks"])
+	if desired.Args != nil {
+		d.args(desired.Args, list(actual["args"]))
+	}
 	if desired.Container != nil {
 		d.container(desired.Container, obj(actual["container"]))
 	}
@@ -231,10 +236,15 @@ func (d *differ) keyed(path string, desired map[string]string, actual map[string
 				continue
 			}
 		}
-		if d.secret[k] && path == "env" {
-			if !gotOK {
+		// A key the spec no longer sets may still hold a secret (the HTTP
+		// secret moved from env into config.yml): named, never shown.
+		if path == "env" && (d.secret[k] || v1alpha1.SecretEnv(k)) {
+			switch {
+			case !gotOK:
 				d.add(p, "<unset>", "<redacted>")
-			} else {
+			case !wantOK:
+				d.add(p, "<redacted>", "removed")
+			default:
 				d.lines = append(d.lines, p+": <redacted> changed")
 			}
 			continue
@@ -350,4 +360,21 @@ func joinNonEmpty(a, b string) string {
 		return a
 	}
 	return a + ":" + b
+}
+
+// args compares the command's arguments (sent only when the operator sets
+// them: the registry reading its config file).
+func (d *differ) args(desired []string, actual []any) {
+	got := make([]string, 0, len(actual))
+	for _, a := range actual {
+		s, _ := a.(string)
+		got = append(got, s)
+	}
+	if !slices.Equal(got, desired) {
+		from := "<unset>"
+		if len(got) > 0 {
+			from = fmtStr(strings.Join(got, " "))
+		}
+		d.add("args", from, fmtStr(strings.Join(desired, " ")))
+	}
 }

@@ -3,6 +3,7 @@ package marathon
 import (
 	"encoding/json"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -23,10 +24,13 @@ func echoed(t *testing.T) map[string]any {
 	return m
 }
 
+// sampleApp is the sample's registry app in its env form (no nodes, so no
+// config file), the form of testdata/marathon-registry.json.
 func sampleApp(t *testing.T) *App {
 	t.Helper()
 	r := sampleSpec(t)
-	a, err := BuildRegistryApp(r.Metadata.Name, &r.Spec, "s3cret-from-file")
+	r.Spec.Nodes = nil
+	a, err := BuildRegistryApp(r.Metadata.Name, &r.Spec, RegistryInputs{HTTPSecret: "s3cret-from-file", ConfigHash: testConfigHash})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +107,46 @@ func TestDiff(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDiffMigrationToConfigFile: an app Marathon holds in the env form
+// (HTTP secret in env) against the sample in config-file form: one update
+// moves it, and neither the diff nor the body shows the secret.
+func TestDiffMigrationToConfigFile(t *testing.T) {
+	actual := echoed(t)
+	r := sampleSpec(t)
+	desired, err := BuildRegistryApp(r.Metadata.Name, &r.Spec, RegistryInputs{HTTPSecret: "s3cret-from-file", ConfigHash: testConfigHash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"args: <unset> -> serve /certs/config.yml",
+		"env.REGISTRY_HTTP_ADDR: 0.0.0.0:5000 -> removed",
+		"env.REGISTRY_HTTP_SECRET: <redacted> -> removed",
+		"env.REGISTRY_HTTP_TLS_CERTIFICATE: /certs/tls.crt -> removed",
+		"env.REGISTRY_HTTP_TLS_KEY: /certs/tls.key -> removed",
+		"labels.registry-operator/config: <unset> -> " + testConfigHash,
+	}
+	if got := Diff(desired, actual); !slices.Equal(got, want) {
+		t.Errorf("Diff =\n  %q\nwant\n  %q", got, want)
+	}
+	body, err := UpdateBody(desired, actual)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := body["env"].(map[string]any)
+	for _, k := range ReservedEnv {
+		if _, ok := env[k]; ok {
+			t.Errorf("update body keeps env %s", k)
+		}
+	}
+	b, _ := json.Marshal(body)
+	if strings.Contains(string(b), "s3cret") {
+		t.Errorf("update body carries the HTTP secret: %s", b)
+	}
+	if got := body["args"]; !reflect.DeepEqual(got, []any{"serve", ConfigContainerPath}) {
+		t.Errorf("args = %v", got)
 	}
 }
 

@@ -42,7 +42,7 @@ func BenchmarkBuildRegistryApp(b *testing.B) {
 	r := benchSpec(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := BuildRegistryApp(r.Metadata.Name, &r.Spec, "s3cret"); err != nil {
+		if _, err := BuildRegistryApp(r.Metadata.Name, &r.Spec, RegistryInputs{HTTPSecret: "s3cret", ConfigHash: testConfigHash}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -52,7 +52,7 @@ func BenchmarkBuildRegistryApp(b *testing.B) {
 // in sync and with the image drifted.
 func BenchmarkDiff(b *testing.B) {
 	r := benchSpec(b)
-	desired, err := BuildRegistryApp(r.Metadata.Name, &r.Spec, "s3cret-from-file")
+	desired, err := BuildRegistryApp(r.Metadata.Name, &r.Spec, RegistryInputs{HTTPSecret: "s3cret-from-file", ConfigHash: testConfigHash})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func BenchmarkDiff(b *testing.B) {
 // BenchmarkUpdateBody: the PUT body that repairs a drifted app.
 func BenchmarkUpdateBody(b *testing.B) {
 	r := benchSpec(b)
-	desired, err := BuildRegistryApp(r.Metadata.Name, &r.Spec, "s3cret-from-file")
+	desired, err := BuildRegistryApp(r.Metadata.Name, &r.Spec, RegistryInputs{HTTPSecret: "s3cret-from-file", ConfigHash: testConfigHash})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func TestRoundTripThroughEmulator(t *testing.T) {
 		Registry: &v1alpha1.RegistryEndpoint{Address: "registry.test:443"}, TLS: &v1alpha1.TLSSpec{},
 		App: &v1alpha1.AppSpec{Labels: map[string]string{"HAPROXY_GROUP": "external"}}}}
 	v1alpha1.Default(&r)
-	app, err := marathon.BuildRegistryApp("registry", &r.Spec, "")
+	app, err := marathon.BuildRegistryApp("registry", &r.Spec, marathon.RegistryInputs{})
 	if err != nil {
 		t.Fatal(err)
 	}

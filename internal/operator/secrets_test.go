@@ -47,7 +47,7 @@ spec:
 	defer o.Close()
 
 	// What the app reconciler records when Marathon holds other values.
-	desired, err := marathon.BuildRegistryApp("registry", o.spec(), httpSecret)
+	desired, err := marathon.BuildRegistryApp("registry", o.spec(), marathon.RegistryInputs{HTTPSecret: httpSecret, ConfigHash: "sha256-of-config"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,6 +116,12 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 			m.Enqueue(reconciler.Placement, addr)
 		}
 	})
+	// New or retired pull users go into the htpasswd file on the registry's agents.
+	d.Store.OnChange(state.TopicPullSecret, func() {
+		for _, addr := range d.Store.Addresses() {
+			m.Enqueue(reconciler.Placement, addr)
+		}
+	})
 	// Only a CA rotation waits on nodes and apps; outside one, waking the
 	// certificates reconciler for every node that reports in would run it
 	// once per node per pass for nothing.

@@ -22,6 +22,8 @@ const (
 	TopicApp   = "app"   // an app's observed state changed
 	// TopicPullSecret: the pull users the registry must accept changed.
 	TopicPullSecret = "pullsecret"
+	// TopicRegistryConfig: a node's placed registry config.yml changed.
+	TopicRegistryConfig = "registryconfig"
 )
 
 // CertInfo describes one certificate for status and metrics.
@@ -134,14 +136,16 @@ type ReconcilerStatus struct {
 
 // Store holds every slice. The zero value is not usable; call New.
 type Store struct {
-	mu          sync.RWMutex
-	pki         PKI
-	pullSecret  PullSecret
-	nodes       map[string]Node
-	apps        map[string]App
-	probe       Probe
-	reconcilers map[string]ReconcilerStatus
-	listeners   map[string][]func()
+	mu         sync.RWMutex
+	pki        PKI
+	pullSecret PullSecret
+	// configPlaced: the RegistryConfigPlacement view (registryconfig.go).
+	configPlaced map[string]string
+	nodes        map[string]Node
+	apps         map[string]App
+	probe        Probe
+	reconcilers  map[string]ReconcilerStatus
+	listeners    map[string][]func()
 
 	fleetListed time.Time // FleetListed: discovery's view
 

@@ -19,6 +19,7 @@ import (
 //	FleetListed           discovery    certificates   SetFleetListed
 //	AppPlacement          app          trust, certificates  SetApp
 //	CertificatePlacement  placement    app            SetConcern(_, reconciler.Placement, _)
+//	RegistryConfigPlacement  placement  app         SetRegistryConfigPlaced (registryconfig.go)
 //	PullSecret            pullsecret   placement, credentials  SetPullSecret (pullsecret.go)
 //	CredentialsCarried    credentials  pullsecret     SetConcern(_, reconciler.Credentials, _) (credentials.go)
 //

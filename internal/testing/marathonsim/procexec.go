@@ -72,15 +72,27 @@ func NewProcExec(opts ProcOptions) *ProcExec {
 }
 
 // RegistryImage runs the Docker registry (distribution) for "registry"
-// images: config on stdin, storage in the volume mounted at
-// /var/lib/registry (or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY), and
-// the app's REGISTRY_* env applied by the registry itself.
+// images. With args "serve <file>" it runs from that file, read from the
+// agent through the app's volumes (procexec_config.go); without args, from
+// a minimal config on stdin with storage in the volume mounted at
+// /var/lib/registry (or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY). Either
+// way the app's REGISTRY_* env is applied by the registry itself.
 func RegistryImage(binary string) ProcImage {
 	return ProcImage{
 		Patterns: []string{"registry", "registry:*", "library/registry:*", "docker.io/library/registry:*"},
 		Command: func(spec LaunchSpec, env map[string]string, listen []string) ([]string, []byte, error) {
 			if len(listen) == 0 {
 				return nil, nil, errors.New("registry app has no port")
+			}
+			// The image's entrypoint with the app's args: the registry
+			// reads the config file they name.
+			if file, ok := registryConfigArg(spec.App); ok {
+				env["REGISTRY_HTTP_ADDR"] = listen[0]
+				cfg, err := registryConfigFromFile(spec, file, listen[0])
+				if err != nil {
+					return nil, nil, err
+				}
+				return []string{binary, "serve", "/dev/stdin"}, cfg, nil
 			}
 			root := env["REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"]
 			if root == "" {
