@@ -421,6 +421,7 @@ func TestAppNoRestartWhileTheNewRegistryStarts(t *testing.T) {
 		e := newAppEnv(t, nil)
 		e.exec.place(e.ca.issue(e.store, 100))
 		e.store.SetConcern("198.18.0.11", reconciler.Placement, state.Concern{InSync: true, Hash: e.store.PKI().ServerHash})
+		e.placeConfig()
 		e.notListening.Store(true)
 		e.noHealthYet.Store(true)
 		restarts := func() int {
