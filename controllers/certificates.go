@@ -84,7 +84,7 @@ func (c *Certificates) reconcileSelfSigned(ctx context.Context, spec *v1alpha1.S
 		return manager.Result{}, fmt.Errorf("certificates in %s: %w", st.Where(), err)
 	}
 	if spec.Report() {
-		return c.report(spec, m, plan, p, now)
+		return c.report(spec, st.Where(), m, plan, p, now)
 	}
 	if plan.Changes() {
 		next, issued, err := plan.Apply(p, now)
@@ -141,7 +141,7 @@ func (c *Certificates) reconcileSelfSigned(ctx context.Context, spec *v1alpha1.S
 }
 
 // report publishes what is on disk and what would change; it writes nothing.
-func (c *Certificates) report(spec *v1alpha1.Spec, m *pki.Material, plan *pki.Plan, p pki.Params, now time.Time) (manager.Result, error) {
+func (c *Certificates) report(spec *v1alpha1.Spec, where string, m *pki.Material, plan *pki.Plan, p pki.Params, now time.Time) (manager.Result, error) {
 	var pending []string
 	for _, a := range plan.Actions {
 		pending = append(pending, a.String())
@@ -152,7 +152,7 @@ func (c *Certificates) report(spec *v1alpha1.Spec, m *pki.Material, plan *pki.Pl
 	if m.CA != nil && m.Server != nil {
 		c.publish(spec, m, p, pending)
 	} else {
-		c.notReady(spec, "no certificates in "+spec.TLS.StateDir+" yet")
+		c.notReady(spec, "no certificates in "+where+" yet")
 		pk := c.Store.PKI()
 		pk.Pending = pending
 		c.Store.SetPKI(pk)

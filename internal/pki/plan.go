@@ -125,7 +125,7 @@ func Decide(files Files, cur *Material, bad Corruption, p Params, now time.Time,
 	}
 	if m.CA == nil {
 		if pl.ca == caKeep {
-			pl.ca, pl.caReason = caNew, "no CA in the state directory"
+			pl.ca, pl.caReason = caNew, "no CA in the state store"
 			m.Next, m.Prev, m.Meta.Rotation = nil, nil, nil
 		}
 	} else {
