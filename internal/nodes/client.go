@@ -49,6 +49,8 @@ type client struct {
 	// lastUsed (unix nanoseconds) is when a pass last used the client: a
 	// connection that just carried a pass needs no keepalive probe.
 	lastUsed atomic.Int64
+	// probing: a keepalive probe is in flight.
+	probing atomic.Bool
 }
 
 func (c *client) touch() { c.lastUsed.Store(time.Now().UnixNano()) }
@@ -166,41 +168,15 @@ func (c *client) alive() bool {
 	}
 }
 
-// keepAlive probes an idle connection so a dead peer is noticed between
-// passes rather than in the middle of one. It returns when the client closes.
-func (c *client) keepAlive(tick <-chan time.Time, stopTicker func()) {
-	defer stopTicker()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-tick:
-		}
-		if time.Since(time.Unix(0, c.lastUsed.Load())) < c.cfg.KeepAlive {
-			continue // a pass used it since the last tick
-		}
-		replied := make(chan error, 1)
-		go func() {
-			_, _, err := c.ssh.SendRequest("keepalive@openssh.com", true, nil)
-			replied <- err
-		}()
-		t := time.NewTimer(c.cfg.connectTimeout())
-		select {
-		case err := <-replied:
-			t.Stop()
-			if err != nil {
-				c.close()
-				return
-			}
-		case <-t.C:
-			c.close() // unblocks SendRequest
-			<-replied
-			return
-		case <-c.done:
-			t.Stop()
-			<-replied
-			return
-		}
+// probe sends one keepalive request and closes the connection when it
+// fails or goes unanswered for connectTimeout (the close unblocks the
+// request). The caller has set probing; probe clears it.
+func (c *client) probe() {
+	defer c.probing.Store(false)
+	t := time.AfterFunc(c.cfg.connectTimeout(), c.close)
+	_, _, err := c.ssh.SendRequest("keepalive@openssh.com", true, nil)
+	if t.Stop() && err != nil {
+		c.close()
 	}
 }
 
@@ -294,101 +270,6 @@ func sudoRefused(stderr string) bool {
 	return strings.HasPrefix(stderr, "sudo:") &&
 		(strings.Contains(stderr, "password is required") || strings.Contains(stderr, "not allowed") ||
 			strings.Contains(stderr, "may not run") || strings.Contains(stderr, "not in the sudoers"))
-}
-
-// startSFTP opens the persistent SFTP channel. With sudo or an explicit
-// sftp-server path the server runs as a command (sudo -n PATH); otherwise the
-// sshd "sftp" subsystem serves it. It returns (nil, nil) when the node has
-// no sftp-server: callers fall back to exec sessions.
-func (c *client) startSFTP(ctx context.Context) (*sftp.Client, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.commandTimeout())
-	defer cancel()
-	path := c.cfg.SFTPServer
-	if path == "" && c.cfg.Sudo {
-		out, err := c.run(ctx, nil, `for p do if [ -x "$p" ]; then printf '%s' "$p"; exit 0; fi; done; exit 3`, sftpServerPaths...)
-		var ee *ExitError
-		if errors.As(err, &ee) && ee.Status == 3 {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("detect sftp-server: %w", err)
-		}
-		path = string(out)
-	}
-	s, err := c.ssh.NewSession()
-	if err != nil {
-		c.close()
-		return nil, &ConnectError{Node: c.node, Err: fmt.Errorf("open sftp session: %w", err)}
-	}
-	c.counter()
-	var stderr syncBuffer
-	s.Stderr = &stderr
-	stdin, err := s.StdinPipe()
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	stdout, err := s.StdoutPipe()
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	if path == "" {
-		if err := s.RequestSubsystem("sftp"); err != nil {
-			s.Close()
-			return nil, nil // no sftp subsystem configured: exec fallback
-		}
-	} else {
-		cmd := quote(path)
-		if c.cfg.Sudo {
-			cmd = "sudo -n -- " + cmd
-		}
-		if err := s.Start(cmd); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("node %s: start %s: %w", c.node, path, err)
-		}
-	}
-	type result struct {
-		cl  *sftp.Client
-		err error
-	}
-	ready := make(chan result, 1)
-	go func() {
-		cl, err := sftp.NewClientPipe(stdout, stdin)
-		ready <- result{cl, err}
-	}()
-	select {
-	case r := <-ready:
-		if r.err != nil {
-			exited := make(chan struct{})
-			go func() { _ = s.Wait(); close(exited) }()
-			t := time.NewTimer(2 * time.Second)
-			select { // let the stderr copier finish so the reason is shown
-			case <-exited:
-			case <-t.C:
-				c.close()
-				<-exited
-			}
-			t.Stop()
-			s.Close()
-			if msg := strings.TrimSpace(stderr.String()); sudoRefused(msg) {
-				return nil, fmt.Errorf("node %s: start sftp-server %s: %w: %s", c.node, path, ErrSudoRefused, msg)
-			} else if msg != "" {
-				return nil, fmt.Errorf("node %s: start sftp-server %s: %s: %w", c.node, path, msg, r.err)
-			}
-			return nil, fmt.Errorf("node %s: start sftp-server %s: %w", c.node, path, r.err)
-		}
-		go func() {
-			// The session ends with the sftp client; closing it reaps the channel.
-			<-c.done
-			s.Close()
-		}()
-		return r.cl, nil
-	case <-ctx.Done():
-		c.close()
-		<-ready
-		return nil, fmt.Errorf("node %s: start sftp-server: %w", c.node, timeoutErr(ctx))
-	}
 }
 
 // syncBuffer is a bytes.Buffer safe for the session's stderr copier and a reader.

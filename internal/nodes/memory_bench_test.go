@@ -144,6 +144,9 @@ func measureKept(b *testing.B, cfg Config, addrs []string) {
 	after := takeMemSnapshot(b)
 	if *keptHeapProfile != "" {
 		writeHeapProfile(b, *keptHeapProfile)
+		gf, _ := os.Create(*keptHeapProfile + ".goroutines")
+		_ = pprof.Lookup("goroutine").WriteTo(gf, 1)
+		gf.Close()
 	}
 	n := float64(len(addrs))
 	per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / n }
