@@ -37,7 +37,11 @@ type memSnapshot struct {
 
 func takeMemSnapshot(tb testing.TB) memSnapshot {
 	tb.Helper()
-	runtime.GC()
+	// Each GC halves at most once the stack of a goroutine that uses
+	// little of it; a long run goes through many, so take several.
+	for range 5 {
+		runtime.GC()
+	}
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
