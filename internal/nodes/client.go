@@ -31,7 +31,7 @@ var sftpServerPaths = []string{
 type client struct {
 	node    string
 	cfg     Config
-	ssh     *ssh.Client
+	ssh     ssh.Conn
 	mu      sync.Mutex
 	sftp    *sftp.Client // nil: exec fallback; guarded by mu
 	counter func()       // counts an opened session
@@ -107,12 +107,9 @@ func dial(ctx context.Context, keys *hostKeys, cfg Config, node string, counter 
 		return nil, &ConnectError{Node: node, Err: fmt.Errorf("ssh handshake with %s as %s: %w", addr, cfg.User, err)}
 	}
 	_ = conn.SetDeadline(time.Time{})
-	c := &client{node: node, cfg: cfg, ssh: ssh.NewClient(sc, chans, reqs), counter: counter, done: make(chan struct{}),
+	c := &client{node: node, cfg: cfg, ssh: sc, counter: counter, done: make(chan struct{}),
 		acceptedNew: acceptedNew.Load()}
-	go func() {
-		_ = c.ssh.Wait()
-		c.close()
-	}()
+	go c.serve(chans, reqs)
 	return c, nil
 }
 
@@ -190,26 +187,25 @@ func (c *client) run(ctx context.Context, stdin []byte, script string, args ...s
 	defer cancel()
 	ctx, tooMuch := context.WithCancelCause(ctx)
 	defer tooMuch(nil)
-	s, err := c.ssh.NewSession()
+	ch, reqs, err := c.ssh.OpenChannel("session", nil)
 	if err != nil {
 		c.close()
 		return nil, &ConnectError{Node: c.node, Err: fmt.Errorf("open session: %w", err)}
 	}
 	c.counter()
-	defer s.Close()
+	defer ch.Close()
 	stdout := &cappedBuffer{limit: maxOutput, stream: "stdout", over: tooMuch}
 	stderr := &cappedBuffer{limit: maxOutput, stream: "stderr", over: tooMuch}
-	s.Stdout, s.Stderr = stdout, stderr
-	if stdin != nil {
-		s.Stdin = bytes.NewReader(stdin)
+	if err := startExec(ch, command(c.cfg.Sudo, script, args...)); err != nil {
+		return nil, c.commandError(err, "")
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.Run(command(c.cfg.Sudo, script, args...)) }()
+	go func() { done <- execute(ch, reqs, stdin, stdout, stderr) }()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		_ = s.Signal(ssh.SIGKILL)
-		s.Close()
+		_, _ = ch.SendRequest("signal", false, ssh.Marshal(struct{ Signal string }{"KILL"}))
+		ch.Close()
 		t := time.NewTimer(2 * time.Second)
 		select {
 		case <-done:
@@ -258,9 +254,9 @@ func (c *client) commandError(err error, stderr string) error {
 	if sudoRefused(stderr) {
 		return fmt.Errorf("node %s: %w: %s", c.node, ErrSudoRefused, stderr)
 	}
-	var ee *ssh.ExitError
+	var ee *exitError
 	if errors.As(err, &ee) {
-		return &ExitError{Node: c.node, Status: ee.ExitStatus(), Stderr: stderr}
+		return &ExitError{Node: c.node, Status: ee.status, Stderr: stderr}
 	}
 	c.close() // the channel broke rather than the command failing
 	return &ConnectError{Node: c.node, Err: fmt.Errorf("command: %w", err)}
