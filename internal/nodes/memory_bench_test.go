@@ -30,7 +30,7 @@ var keptHeapProfile = flag.String("kept.heapprofile", "", "write a heap profile 
 
 // memSnapshot is the process's memory after a full GC.
 type memSnapshot struct {
-	heapInuse, stackInuse uint64
+	heapAlloc, heapInuse, stackInuse uint64
 	goroutines            int
 	rss                   uint64
 }
@@ -45,7 +45,7 @@ func takeMemSnapshot(tb testing.TB) memSnapshot {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return memSnapshot{heapInuse: ms.HeapInuse, stackInuse: ms.StackInuse, goroutines: runtime.NumGoroutine(), rss: vmRSS(tb)}
+	return memSnapshot{heapAlloc: ms.HeapAlloc, heapInuse: ms.HeapInuse, stackInuse: ms.StackInuse, goroutines: runtime.NumGoroutine(), rss: vmRSS(tb)}
 }
 
 // vmRSS reads the process's resident set from /proc/self/status.
@@ -97,7 +97,7 @@ func keptPass(ctx context.Context, c Conn) error {
 //	    -kept.heapprofile /tmp/kept.pprof
 //	go tool pprof -sample_index inuse_space -top /tmp/kept.pprof
 //
-// It reports heap in use, goroutine stacks, goroutines and resident memory
+// It reports live heap (the objects), heap in use (their spans), goroutine stacks, goroutines and resident memory
 // per connection, each as the difference between before dialling and
 // after every pass, both after a full GC.
 func BenchmarkKeptConnections(b *testing.B) {
@@ -154,12 +154,13 @@ func measureKept(b *testing.B, cfg Config, addrs []string) {
 	}
 	n := float64(len(addrs))
 	per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / n }
+	b.ReportMetric(per(after.heapAlloc, before.heapAlloc), "live-B/conn")
 	b.ReportMetric(per(after.heapInuse, before.heapInuse), "heap-B/conn")
 	b.ReportMetric(per(after.stackInuse, before.stackInuse), "stack-B/conn")
 	b.ReportMetric(float64(after.goroutines-before.goroutines)/n, "goroutines/conn")
 	b.ReportMetric(per(after.rss, before.rss), "rss-B/conn")
-	b.Logf("%d kept connections: heap in use %+d KiB, goroutine stacks %+d KiB, goroutines %+d, RSS %+d KiB",
-		len(addrs), kib(after.heapInuse, before.heapInuse), kib(after.stackInuse, before.stackInuse),
+	b.Logf("%d kept connections: live heap %+d KiB, heap in use %+d KiB, goroutine stacks %+d KiB, goroutines %+d, RSS %+d KiB",
+		len(addrs), kib(after.heapAlloc, before.heapAlloc), kib(after.heapInuse, before.heapInuse), kib(after.stackInuse, before.stackInuse),
 		after.goroutines-before.goroutines, kib(after.rss, before.rss))
 }
 
