@@ -86,7 +86,7 @@ func TestKeptConnectionGoroutines(t *testing.T) {
 	connect(t, e, other.config("root", false), other.Addr)
 	before := settledGoroutines()
 	connect(t, e, cfg, d.Addr)
-	if err := e.Do(context.Background(), cfg, d.Addr, keptPass); err != nil {
+	if err := e.Do(context.Background(), cfg, d.Addr, keptPass(4096)); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := e.state(d.Addr).conn.(*sftpConn); !ok {

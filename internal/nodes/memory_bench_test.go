@@ -69,12 +69,32 @@ func vmRSS(tb testing.TB) uint64 {
 	return 0
 }
 
-// keptPass is what the node reconcilers leave on a kept connection after
-// their first pass: a 4 KB CA written and read back (so the file cache
+// keptCABytes is the size of the CA keptPass places: that of the default
+// (ECDSA P-256) registry CA's PEM. NODES_BENCH_CA_BYTES changes it: the
+// largest packet sent and received on a connection stays allocated in
+// x/crypto's buffers, so a larger file costs about three times its size.
+func keptCABytes(tb testing.TB) int {
+	tb.Helper()
+	s := os.Getenv("NODES_BENCH_CA_BYTES")
+	if s == "" {
+		return 640
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxRead {
+		tb.Fatalf("NODES_BENCH_CA_BYTES=%q: want a size from 1 to %d", s, maxRead)
+	}
+	return n
+}
+
+// keptPass returns what the node reconcilers leave on a kept connection
+// after their first pass: the CA written and read back (so the file cache
 // holds it), its directory listed, and a kernel parameter read through a
 // held handle.
-func keptPass(ctx context.Context, c Conn) error {
-	ca := bytes.Repeat([]byte("0123456789abcdef"), 256)
+func keptPass(caBytes int) func(ctx context.Context, c Conn) error {
+	return func(ctx context.Context, c Conn) error { return placeCA(ctx, c, bytes.Repeat([]byte("x"), caBytes)) }
+}
+
+func placeCA(ctx context.Context, c Conn, ca []byte) error {
 	const p = "/etc/docker/certs.d/registry.example:5000/ca.crt"
 	if err := c.WriteFile(ctx, p, ca, 0o644); err != nil {
 		return err
@@ -114,12 +134,13 @@ func BenchmarkKeptConnections(b *testing.B) {
 		HostKeyPolicy: "strict", Concurrency: 32,
 		ConnectTimeout: 30 * time.Second, CommandTimeout: time.Minute, KeepAlive: 30 * time.Second,
 	}
+	caBytes := keptCABytes(b)
 	for b.Loop() {
-		measureKept(b, cfg, f.Addresses())
+		measureKept(b, cfg, f.Addresses(), keptPass(caBytes))
 	}
 }
 
-func measureKept(b *testing.B, cfg Config, addrs []string) {
+func measureKept(b *testing.B, cfg Config, addrs []string, pass func(context.Context, Conn) error) {
 	e := NewExecutor(metrics.New(metrics.BuildInfo{}), clock.RealClock{}, logr.Discard())
 	defer e.Close()
 	before := takeMemSnapshot(b)
@@ -130,7 +151,7 @@ func measureKept(b *testing.B, cfg Config, addrs []string) {
 	for range cfg.Concurrency {
 		wg.Go(func() {
 			for a := range work {
-				errs <- e.Do(ctx, cfg, a, keptPass)
+				errs <- e.Do(ctx, cfg, a, pass)
 			}
 		})
 	}
@@ -148,9 +169,6 @@ func measureKept(b *testing.B, cfg Config, addrs []string) {
 	after := takeMemSnapshot(b)
 	if *keptHeapProfile != "" {
 		writeHeapProfile(b, *keptHeapProfile)
-		gf, _ := os.Create(*keptHeapProfile + ".goroutines")
-		_ = pprof.Lookup("goroutine").WriteTo(gf, 1)
-		gf.Close()
 	}
 	n := float64(len(addrs))
 	per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / n }

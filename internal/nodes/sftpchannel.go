@@ -50,7 +50,11 @@ func (c *client) startSFTP(ctx context.Context) (*sftp.Client, error) {
 // node on a channel kept for the whole run. Here nothing reads them:
 // sshd sends a channel's requests (exit-status, eow@openssh.com) only as it
 // ends, fewer than the 16 x/crypto buffers, and sftp-server writes nothing
-// to stderr unless it fails to start, which is read then (sftpStartError).
+// to stderr unless it fails to start, which is read then (sftpStartError),
+// or runs with -e, which logs errors there. Unread stderr takes from the
+// channel's 2 MB window: only after megabytes of logged errors would the
+// channel stall, and then the request timeout closes the connection and
+// the next pass dials again.
 func (c *client) openSFTP(path string) (*sftp.Client, error) {
 	ch, _, err := c.ssh.OpenChannel("session", nil)
 	if err != nil {
