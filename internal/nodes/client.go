@@ -35,6 +35,7 @@ type client struct {
 	mu      sync.Mutex
 	sftp    *sftp.Client // nil: exec fallback; guarded by mu
 	counter func()       // counts an opened session
+	closed  func(*client) // called once the connection is closed
 	// acceptedNew: the host key was recorded on first use (acceptNew) when
 	// this connection was set up, not checked against one on record.
 	acceptedNew bool
@@ -66,7 +67,7 @@ func dialAddr(node string, port int) string {
 // dial connects and logs in. Both the TCP connect and the SSH handshake are
 // bounded: x/crypto's ClientConfig.Timeout covers only the connect, and a
 // peer that accepts but never speaks would otherwise hang the pass forever.
-func dial(ctx context.Context, keys *hostKeys, cfg Config, node string, counter func()) (*client, error) {
+func dial(ctx context.Context, keys *hostKeys, cfg Config, node string, counter func(), closed func(*client)) (*client, error) {
 	addr := dialAddr(node, cfg.Port)
 	signer, err := loadSigner(cfg.PrivateKeyFile)
 	if err != nil {
@@ -107,7 +108,7 @@ func dial(ctx context.Context, keys *hostKeys, cfg Config, node string, counter 
 		return nil, &ConnectError{Node: node, Err: fmt.Errorf("ssh handshake with %s as %s: %w", addr, cfg.User, err)}
 	}
 	_ = conn.SetDeadline(time.Time{})
-	c := &client{node: node, cfg: cfg, ssh: sc, counter: counter, done: make(chan struct{}),
+	c := &client{node: node, cfg: cfg, ssh: sc, counter: counter, closed: closed, done: make(chan struct{}),
 		acceptedNew: acceptedNew.Load()}
 	go c.serve(chans, reqs)
 	return c, nil
@@ -144,6 +145,7 @@ func (c *client) close() {
 		if sc != nil {
 			sc.Close()
 		}
+		c.closed(c)
 	})
 }
 

@@ -187,7 +187,7 @@ func (e *Executor) connect(ctx context.Context, cfg Config, node string, ns *nod
 		return nil, err
 	}
 	defer release()
-	c, err := dial(ctx, e.keys, cfg, node, func() { e.metrics.SSHSessions.Inc() })
+	c, err := dial(ctx, e.keys, cfg, node, func() { e.metrics.SSHSessions.Inc() }, e.keepAlive.remove)
 	if err != nil {
 		var he *HostKeyError
 		if errors.As(err, &he) {

@@ -30,6 +30,10 @@ func (k *keepAlive) add(c *client) {
 		k.clients = map[*client]struct{}{}
 	}
 	k.clients[c] = struct{}{}
+	if !c.alive() {
+		delete(k.clients, c) // closed before it was added: remove has run
+		return
+	}
 	if k.every == every {
 		return
 	}
@@ -56,7 +60,7 @@ func (k *keepAlive) loop(every time.Duration, stop <-chan struct{}) {
 // sweep probes every connection no pass used during its keepalive
 // interval, so a dead peer is noticed between passes rather than in the
 // middle of one; in steady state the passes themselves show the peer is
-// alive. Closed connections leave the set here.
+// alive.
 func (k *keepAlive) sweep() {
 	now := time.Now()
 	k.mu.Lock()
@@ -73,6 +77,15 @@ func (k *keepAlive) sweep() {
 			go c.probe() // a silent peer holds its probe for connectTimeout: never the others
 		}
 	}
+}
+
+// remove forgets a closed connection at once: holding it until the next
+// sweep would keep its buffers, and `run --once` closes connections by the
+// thousand.
+func (k *keepAlive) remove(c *client) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.clients, c)
 }
 
 // close stops the loop and forgets every connection.

@@ -113,3 +113,24 @@ func settledGoroutines() int {
 	}
 	return n
 }
+
+// A closed connection leaves the keepalive loop's set at once, not at the
+// next sweep: `run --once` releases connections by the thousand, and each
+// one held there would keep its buffers.
+func TestKeepAliveForgetsClosedConnections(t *testing.T) {
+	d := startSSHD(t, sshdOptions{})
+	e, _, _ := newExecutor(t)
+	connect(t, e, d.config("root", false), d.Addr)
+	count := func() int {
+		e.keepAlive.mu.Lock()
+		defer e.keepAlive.mu.Unlock()
+		return len(e.keepAlive.clients)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d connections in the keepalive set, want the 1 kept", n)
+	}
+	e.Forget(d.Addr)
+	if n := count(); n != 0 {
+		t.Fatalf("%d connections in the keepalive set after the only one was closed, want 0", n)
+	}
+}
