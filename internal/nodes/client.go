@@ -33,8 +33,8 @@ type client struct {
 	cfg     Config
 	ssh     ssh.Conn
 	mu      sync.Mutex
-	sftp    *sftp.Client // nil: exec fallback; guarded by mu
-	counter func()       // counts an opened session
+	sftp    *sftp.Client  // nil: exec fallback; guarded by mu
+	counter func()        // counts an opened session
 	closed  func(*client) // called once the connection is closed
 	// acceptedNew: the host key was recorded on first use (acceptNew) when
 	// this connection was set up, not checked against one on record.

@@ -31,8 +31,8 @@ var keptHeapProfile = flag.String("kept.heapprofile", "", "write a heap profile 
 // memSnapshot is the process's memory after a full GC.
 type memSnapshot struct {
 	heapAlloc, heapInuse, stackInuse uint64
-	goroutines            int
-	rss                   uint64
+	goroutines                       int
+	rss                              uint64
 }
 
 func takeMemSnapshot(tb testing.TB) memSnapshot {
