@@ -31,10 +31,11 @@ var sftpServerPaths = []string{
 type client struct {
 	node    string
 	cfg     Config
-	ssh     *ssh.Client
+	ssh     ssh.Conn
 	mu      sync.Mutex
-	sftp    *sftp.Client // nil: exec fallback; guarded by mu
-	counter func()       // counts an opened session
+	sftp    *sftp.Client  // nil: exec fallback; guarded by mu
+	counter func()        // counts an opened session
+	closed  func(*client) // called once the connection is closed
 	// acceptedNew: the host key was recorded on first use (acceptNew) when
 	// this connection was set up, not checked against one on record.
 	acceptedNew bool
@@ -49,6 +50,8 @@ type client struct {
 	// lastUsed (unix nanoseconds) is when a pass last used the client: a
 	// connection that just carried a pass needs no keepalive probe.
 	lastUsed atomic.Int64
+	// probing: a keepalive probe is in flight.
+	probing atomic.Bool
 }
 
 func (c *client) touch() { c.lastUsed.Store(time.Now().UnixNano()) }
@@ -64,7 +67,7 @@ func dialAddr(node string, port int) string {
 // dial connects and logs in. Both the TCP connect and the SSH handshake are
 // bounded: x/crypto's ClientConfig.Timeout covers only the connect, and a
 // peer that accepts but never speaks would otherwise hang the pass forever.
-func dial(ctx context.Context, keys *hostKeys, cfg Config, node string, counter func()) (*client, error) {
+func dial(ctx context.Context, keys *hostKeys, cfg Config, node string, counter func(), closed func(*client)) (*client, error) {
 	addr := dialAddr(node, cfg.Port)
 	signer, err := loadSigner(cfg.PrivateKeyFile)
 	if err != nil {
@@ -105,12 +108,9 @@ func dial(ctx context.Context, keys *hostKeys, cfg Config, node string, counter 
 		return nil, &ConnectError{Node: node, Err: fmt.Errorf("ssh handshake with %s as %s: %w", addr, cfg.User, err)}
 	}
 	_ = conn.SetDeadline(time.Time{})
-	c := &client{node: node, cfg: cfg, ssh: ssh.NewClient(sc, chans, reqs), counter: counter, done: make(chan struct{}),
+	c := &client{node: node, cfg: cfg, ssh: sc, counter: counter, closed: closed, done: make(chan struct{}),
 		acceptedNew: acceptedNew.Load()}
-	go func() {
-		_ = c.ssh.Wait()
-		c.close()
-	}()
+	go c.serve(chans, reqs)
 	return c, nil
 }
 
@@ -145,6 +145,7 @@ func (c *client) close() {
 		if sc != nil {
 			sc.Close()
 		}
+		c.closed(c)
 	})
 }
 
@@ -166,41 +167,15 @@ func (c *client) alive() bool {
 	}
 }
 
-// keepAlive probes an idle connection so a dead peer is noticed between
-// passes rather than in the middle of one. It returns when the client closes.
-func (c *client) keepAlive(tick <-chan time.Time, stopTicker func()) {
-	defer stopTicker()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-tick:
-		}
-		if time.Since(time.Unix(0, c.lastUsed.Load())) < c.cfg.KeepAlive {
-			continue // a pass used it since the last tick
-		}
-		replied := make(chan error, 1)
-		go func() {
-			_, _, err := c.ssh.SendRequest("keepalive@openssh.com", true, nil)
-			replied <- err
-		}()
-		t := time.NewTimer(c.cfg.connectTimeout())
-		select {
-		case err := <-replied:
-			t.Stop()
-			if err != nil {
-				c.close()
-				return
-			}
-		case <-t.C:
-			c.close() // unblocks SendRequest
-			<-replied
-			return
-		case <-c.done:
-			t.Stop()
-			<-replied
-			return
-		}
+// probe sends one keepalive request and closes the connection when it
+// fails or goes unanswered for connectTimeout (the close unblocks the
+// request). The caller has set probing; probe clears it.
+func (c *client) probe() {
+	defer c.probing.Store(false)
+	t := time.AfterFunc(c.cfg.connectTimeout(), c.close)
+	_, _, err := c.ssh.SendRequest("keepalive@openssh.com", true, nil)
+	if t.Stop() && err != nil {
+		c.close()
 	}
 }
 
@@ -214,26 +189,25 @@ func (c *client) run(ctx context.Context, stdin []byte, script string, args ...s
 	defer cancel()
 	ctx, tooMuch := context.WithCancelCause(ctx)
 	defer tooMuch(nil)
-	s, err := c.ssh.NewSession()
+	ch, reqs, err := c.ssh.OpenChannel("session", nil)
 	if err != nil {
 		c.close()
 		return nil, &ConnectError{Node: c.node, Err: fmt.Errorf("open session: %w", err)}
 	}
 	c.counter()
-	defer s.Close()
+	defer ch.Close()
 	stdout := &cappedBuffer{limit: maxOutput, stream: "stdout", over: tooMuch}
 	stderr := &cappedBuffer{limit: maxOutput, stream: "stderr", over: tooMuch}
-	s.Stdout, s.Stderr = stdout, stderr
-	if stdin != nil {
-		s.Stdin = bytes.NewReader(stdin)
+	if err := startExec(ch, command(c.cfg.Sudo, script, args...)); err != nil {
+		return nil, c.commandError(err, "")
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.Run(command(c.cfg.Sudo, script, args...)) }()
+	go func() { done <- execute(ch, reqs, stdin, stdout, stderr) }()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		_ = s.Signal(ssh.SIGKILL)
-		s.Close()
+		_, _ = ch.SendRequest("signal", false, ssh.Marshal(struct{ Signal string }{"KILL"}))
+		ch.Close()
 		t := time.NewTimer(2 * time.Second)
 		select {
 		case <-done:
@@ -282,9 +256,9 @@ func (c *client) commandError(err error, stderr string) error {
 	if sudoRefused(stderr) {
 		return fmt.Errorf("node %s: %w: %s", c.node, ErrSudoRefused, stderr)
 	}
-	var ee *ssh.ExitError
+	var ee *exitError
 	if errors.As(err, &ee) {
-		return &ExitError{Node: c.node, Status: ee.ExitStatus(), Stderr: stderr}
+		return &ExitError{Node: c.node, Status: ee.status, Stderr: stderr}
 	}
 	c.close() // the channel broke rather than the command failing
 	return &ConnectError{Node: c.node, Err: fmt.Errorf("command: %w", err)}
@@ -294,101 +268,6 @@ func sudoRefused(stderr string) bool {
 	return strings.HasPrefix(stderr, "sudo:") &&
 		(strings.Contains(stderr, "password is required") || strings.Contains(stderr, "not allowed") ||
 			strings.Contains(stderr, "may not run") || strings.Contains(stderr, "not in the sudoers"))
-}
-
-// startSFTP opens the persistent SFTP channel. With sudo or an explicit
-// sftp-server path the server runs as a command (sudo -n PATH); otherwise the
-// sshd "sftp" subsystem serves it. It returns (nil, nil) when the node has
-// no sftp-server: callers fall back to exec sessions.
-func (c *client) startSFTP(ctx context.Context) (*sftp.Client, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.commandTimeout())
-	defer cancel()
-	path := c.cfg.SFTPServer
-	if path == "" && c.cfg.Sudo {
-		out, err := c.run(ctx, nil, `for p do if [ -x "$p" ]; then printf '%s' "$p"; exit 0; fi; done; exit 3`, sftpServerPaths...)
-		var ee *ExitError
-		if errors.As(err, &ee) && ee.Status == 3 {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("detect sftp-server: %w", err)
-		}
-		path = string(out)
-	}
-	s, err := c.ssh.NewSession()
-	if err != nil {
-		c.close()
-		return nil, &ConnectError{Node: c.node, Err: fmt.Errorf("open sftp session: %w", err)}
-	}
-	c.counter()
-	var stderr syncBuffer
-	s.Stderr = &stderr
-	stdin, err := s.StdinPipe()
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	stdout, err := s.StdoutPipe()
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	if path == "" {
-		if err := s.RequestSubsystem("sftp"); err != nil {
-			s.Close()
-			return nil, nil // no sftp subsystem configured: exec fallback
-		}
-	} else {
-		cmd := quote(path)
-		if c.cfg.Sudo {
-			cmd = "sudo -n -- " + cmd
-		}
-		if err := s.Start(cmd); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("node %s: start %s: %w", c.node, path, err)
-		}
-	}
-	type result struct {
-		cl  *sftp.Client
-		err error
-	}
-	ready := make(chan result, 1)
-	go func() {
-		cl, err := sftp.NewClientPipe(stdout, stdin)
-		ready <- result{cl, err}
-	}()
-	select {
-	case r := <-ready:
-		if r.err != nil {
-			exited := make(chan struct{})
-			go func() { _ = s.Wait(); close(exited) }()
-			t := time.NewTimer(2 * time.Second)
-			select { // let the stderr copier finish so the reason is shown
-			case <-exited:
-			case <-t.C:
-				c.close()
-				<-exited
-			}
-			t.Stop()
-			s.Close()
-			if msg := strings.TrimSpace(stderr.String()); sudoRefused(msg) {
-				return nil, fmt.Errorf("node %s: start sftp-server %s: %w: %s", c.node, path, ErrSudoRefused, msg)
-			} else if msg != "" {
-				return nil, fmt.Errorf("node %s: start sftp-server %s: %s: %w", c.node, path, msg, r.err)
-			}
-			return nil, fmt.Errorf("node %s: start sftp-server %s: %w", c.node, path, r.err)
-		}
-		go func() {
-			// The session ends with the sftp client; closing it reaps the channel.
-			<-c.done
-			s.Close()
-		}()
-		return r.cl, nil
-	case <-ctx.Done():
-		c.close()
-		<-ready
-		return nil, fmt.Errorf("node %s: start sftp-server: %w", c.node, timeoutErr(ctx))
-	}
 }
 
 // syncBuffer is a bytes.Buffer safe for the session's stderr copier and a reader.

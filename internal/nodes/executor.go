@@ -44,6 +44,8 @@ type Executor struct {
 	// release, when set, closes a node's connection after uses() passes
 	// have run on it, or after it has sat idle for idle (see ReleaseAfter).
 	release *releasePolicy
+
+	keepAlive keepAlive
 }
 
 type releasePolicy struct {
@@ -185,7 +187,7 @@ func (e *Executor) connect(ctx context.Context, cfg Config, node string, ns *nod
 		return nil, err
 	}
 	defer release()
-	c, err := dial(ctx, e.keys, cfg, node, func() { e.metrics.SSHSessions.Inc() })
+	c, err := dial(ctx, e.keys, cfg, node, func() { e.metrics.SSHSessions.Inc() }, e.keepAlive.remove)
 	if err != nil {
 		var he *HostKeyError
 		if errors.As(err, &he) {
@@ -199,10 +201,7 @@ func (e *Executor) connect(ctx context.Context, cfg Config, node string, ns *nod
 		e.fail(ns, err)
 		return nil, err
 	}
-	if cfg.KeepAlive > 0 {
-		t := time.NewTicker(cfg.KeepAlive)
-		go c.keepAlive(t.C, t.Stop)
-	}
+	e.keepAlive.add(c)
 	sc, err := c.startSFTP(ctx)
 	if err != nil {
 		c.close()
@@ -302,6 +301,7 @@ func (e *Executor) Forget(node string) {
 
 // Close closes every connection.
 func (e *Executor) Close() {
+	e.keepAlive.close()
 	e.mu.Lock()
 	nodes := e.nodes
 	e.nodes = map[string]*nodeState{}

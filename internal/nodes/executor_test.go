@@ -565,8 +565,6 @@ func TestKeepAliveSkipsConnectionsInUse(t *testing.T) {
 	// Only the probe under test waits briefly. Nothing else reads the
 	// client's config now: the executor's own ticker fires in an hour.
 	c.cfg.ConnectTimeout = 300 * time.Millisecond
-	tick := make(chan time.Time)
-	go c.keepAlive(tick, func() {})
 
 	// Freeze the node's side: a probe sent now is never answered.
 	frozen := d.descendants(t, "")
@@ -579,13 +577,13 @@ func TestKeepAliveSkipsConnectionsInUse(t *testing.T) {
 		}
 	})
 	c.touch()
-	tick <- time.Now()
+	e.keepAlive.sweep()
 	time.Sleep(3 * c.cfg.ConnectTimeout)
 	if !c.alive() {
 		t.Fatal("a connection used within the interval was probed (and closed)")
 	}
 	c.lastUsed.Store(0)
-	tick <- time.Now()
+	e.keepAlive.sweep()
 	deadline := time.Now().Add(30 * time.Second)
 	for c.alive() {
 		if time.Now().After(deadline) {
