@@ -40,6 +40,8 @@ type Spec struct {
 	// PullCredentials is what every agent gets so pulls work with auth on.
 	// Defaulted (every form at its default path) when auth and nodes are set.
 	PullCredentials *PullCredentialsSpec `yaml:"pullCredentials,omitempty" json:"pullCredentials,omitempty"`
+	// Maintenance schedules garbage collection (maintenance.go).
+	Maintenance *MaintenanceSpec `yaml:"maintenance,omitempty" json:"maintenance,omitempty"`
 }
 
 // MarathonSpec says how to reach Marathon. Several URLs fail over in order.
