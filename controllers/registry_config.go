@@ -33,9 +33,10 @@ type renderedConfig struct {
 
 // renderRegistryConfig renders config.yml for the registry app: listen
 // address, TLS files and storage inside the container, the HTTP secret,
-// and htpasswd auth when spec.auth is set. Placement writes it and the app
+// htpasswd auth when spec.auth is set, and read-only while the
+// maintenance reconciler asks for it. Placement writes it and the app
 // reconciler hashes it, from the same function, so both mean one file.
-func renderRegistryConfig(spec *v1alpha1.Spec, pk state.PKI, readFile func(string) ([]byte, error)) (renderedConfig, error) {
+func renderRegistryConfig(spec *v1alpha1.Spec, pk state.PKI, m state.RegistryMaintenance, readFile func(string) ([]byte, error)) (renderedConfig, error) {
 	a := spec.App
 	httpSecret, err := registryHTTPSecret(a, pk, readFile)
 	if err != nil {
@@ -48,6 +49,9 @@ func renderRegistryConfig(spec *v1alpha1.Spec, pk state.PKI, readFile func(strin
 			TLS: &registryconfig.TLS{Certificate: marathon.CertsContainerPath + "/tls.crt",
 				Key: marathon.CertsContainerPath + "/tls.key"}},
 	}
+	// A garbage-collection window (maintenance reconciler): uploads are
+	// refused while pulls go on.
+	c.Storage.ReadOnly = m.ReadOnly
 	if spec.AuthEnabled() {
 		c.Htpasswd = &registryconfig.Htpasswd{Realm: spec.Auth.Htpasswd.Realm, Path: marathon.HtpasswdContainerPath}
 	}
