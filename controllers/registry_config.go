@@ -37,10 +37,26 @@ type renderedConfig struct {
 // maintenance reconciler asks for it. Placement writes it and the app
 // reconciler hashes it, from the same function, so both mean one file.
 func renderRegistryConfig(spec *v1alpha1.Spec, pk state.PKI, m state.RegistryMaintenance, readFile func(string) ([]byte, error)) (renderedConfig, error) {
+	c, err := registryConfigFor(spec, pk, readFile)
+	if err != nil {
+		return renderedConfig{}, err
+	}
+	// A garbage-collection window (maintenance reconciler): uploads are
+	// refused while pulls go on.
+	c.Storage.ReadOnly = m.ReadOnly
+	b, err := registryconfig.Render(c)
+	if err != nil {
+		return renderedConfig{}, err
+	}
+	return renderedConfig{File: b, Hash: state.Hash(b)}, nil
+}
+
+// registryConfigFor is the registry's configuration inside its container.
+func registryConfigFor(spec *v1alpha1.Spec, pk state.PKI, readFile func(string) ([]byte, error)) (registryconfig.Config, error) {
 	a := spec.App
 	httpSecret, err := registryHTTPSecret(a, pk, readFile)
 	if err != nil {
-		return renderedConfig{}, err
+		return registryconfig.Config{}, err
 	}
 	c := registryconfig.Config{
 		Storage: registryconfig.Storage{RootDirectory: marathon.DataContainerPath,
@@ -49,17 +65,10 @@ func renderRegistryConfig(spec *v1alpha1.Spec, pk state.PKI, m state.RegistryMai
 			TLS: &registryconfig.TLS{Certificate: marathon.CertsContainerPath + "/tls.crt",
 				Key: marathon.CertsContainerPath + "/tls.key"}},
 	}
-	// A garbage-collection window (maintenance reconciler): uploads are
-	// refused while pulls go on.
-	c.Storage.ReadOnly = m.ReadOnly
 	if spec.AuthEnabled() {
 		c.Htpasswd = &registryconfig.Htpasswd{Realm: spec.Auth.Htpasswd.Realm, Path: marathon.HtpasswdContainerPath}
 	}
-	b, err := registryconfig.Render(c)
-	if err != nil {
-		return renderedConfig{}, err
-	}
-	return renderedConfig{File: b, Hash: state.Hash(b)}, nil
+	return c, nil
 }
 
 // registryHTTPSecret is the content of spec.app.httpSecretFile, or without
