@@ -22,6 +22,10 @@ func (r *Maintenance) publish(spec *v1alpha1.Spec, a gcwindow.Action, agent stri
 		LastRun: last.at, LastResult: string(last.result), LastFreedBytes: last.freed, LastError: last.err,
 		StorageUsed: prev.StorageUsed, StorageFree: prev.StorageFree, StorageSize: prev.StorageSize, StorageAt: prev.StorageAt}
 	open := a.Window != nil && a.Kind != gcwindow.Finish
+	if spec.Report() && a.Kind == gcwindow.Open {
+		// Nothing was recorded, so nothing opened.
+		open, m.Status = false, "garbage collection due; not started: reconcile.mode is report"
+	}
 	if open {
 		m.WindowOpen, m.RunID = true, a.Window.RunID
 	}
@@ -46,11 +50,14 @@ func (r *Maintenance) publish(spec *v1alpha1.Spec, a gcwindow.Action, agent stri
 // reportPending says what an enforcing operator would do: the next run
 // and its command, or closing a recorded window.
 func reportPending(spec *v1alpha1.Spec, a gcwindow.Action, agent string) []string {
-	if a.Window != nil {
-		return []string{fmt.Sprintf("garbage collection %s: %s (report mode: the record is not changed and writes "+
-			"are requested on this instance)", a.Window.RunID, a.Kind)}
-	}
-	if a.Next.IsZero() {
+	at := a.Next
+	switch {
+	case a.Kind == gcwindow.Open:
+		at = a.Window.OpenedAt // due now
+	case a.Window != nil:
+		return []string{fmt.Sprintf("garbage collection %s is recorded open (%s): restore writes and remove its record",
+			a.Window.RunID, a.Window.Phase)}
+	case at.IsZero():
 		return nil
 	}
 	g := spec.Maintenance.GarbageCollection
@@ -68,7 +75,7 @@ func reportPending(spec *v1alpha1.Spec, a gcwindow.Action, agent string) []strin
 	}
 	return []string{fmt.Sprintf("garbage collection at %s on %s: make the registry read-only (at most %s), "+
 		"wait until it refuses uploads, run %s, restore writes",
-		a.Next.UTC().Format(time.RFC3339), on, g.MaxReadOnly.Duration, what)}
+		at.UTC().Format(time.RFC3339), on, g.MaxReadOnly.Duration, what)}
 }
 
 // publishError records a pass that could not decide.
