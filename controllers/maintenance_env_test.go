@@ -45,8 +45,8 @@ type gcEnv struct {
 	exec    *fakeExec
 	// gcExec runs garbage-collect, on connections of its own.
 	gcExec *fakeExec
-	pkiDir  string
-	rec     *Maintenance
+	pkiDir string
+	rec    *Maintenance
 	// readOnly is what the served registry does now; uploads counts the
 	// POSTs it answered each way.
 	readOnly          atomic.Bool

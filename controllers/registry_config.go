@@ -68,6 +68,10 @@ func registryConfigFor(spec *v1alpha1.Spec, pk state.PKI, readFile func(string) 
 	if spec.AuthEnabled() {
 		c.Htpasswd = &registryconfig.Htpasswd{Realm: spec.Auth.Htpasswd.Realm, Path: marathon.HtpasswdContainerPath}
 	}
+	if a.MetricsPort != 0 {
+		// The app maps it as a port of its own (marathon.MetricsPortName).
+		c.HTTP.Debug = &registryconfig.Debug{Addr: "0.0.0.0:" + strconv.Itoa(a.MetricsPort), Prometheus: true}
+	}
 	return c, nil
 }
 

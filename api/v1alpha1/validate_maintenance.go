@@ -4,6 +4,7 @@ import "github.com/registry-operator/registry-operator/internal/cron"
 
 // maintenance checks spec.maintenance.
 func (v *validator) maintenance(s *Spec) {
+	v.metricsPort(s)
 	m := s.Maintenance
 	if m == nil {
 		return
@@ -41,5 +42,22 @@ func (v *validator) garbageCollection(g *GarbageCollectionSpec) {
 		if g.BinaryPath != "" && (g.BinaryPath == "/" || g.BinaryPath[len(g.BinaryPath)-1] == '/') {
 			v.add(p+"binaryPath", "must name the registry binary, got %q", g.BinaryPath)
 		}
+	}
+}
+
+// metricsPort checks spec.app.metricsPort: the registry's debug listener
+// is configured in its config file, so it needs the config-file mode.
+func (v *validator) metricsPort(s *Spec) {
+	a := s.App
+	if a == nil || a.MetricsPort == 0 {
+		return
+	}
+	v.port("spec.app.metricsPort", a.MetricsPort, false)
+	if a.MetricsPort == a.ContainerPort {
+		v.add("spec.app.metricsPort", "must differ from containerPort (%d): the debug listener needs a port of its own", a.ContainerPort)
+	}
+	if !s.PlacementEnabled() {
+		v.add("spec.app.metricsPort", "needs spec.nodes and tls (not insecure): the debug listener is set in the "+
+			"registry's config file, which is placed on its agents")
 	}
 }

@@ -85,6 +85,13 @@ func TestMaintenanceRefused(t *testing.T) {
 			r.Spec.App = nil
 			withGC(r, GarbageCollectionSpec{})
 		}, "spec.maintenance", "needs spec.app"},
+		"metricsPort is containerPort": {func(r *Registry) { r.Spec.App.MetricsPort = r.Spec.App.ContainerPort },
+			"spec.app.metricsPort", "must differ from containerPort"},
+		"metricsPort out of range": {func(r *Registry) { r.Spec.App.MetricsPort = 70000 }, "spec.app.metricsPort", "between 1 and 65535"},
+		"metricsPort without nodes": {func(r *Registry) {
+			r.Spec.Nodes = nil
+			r.Spec.App.MetricsPort = 5001
+		}, "spec.app.metricsPort", "config file"},
 		"without nodes": {func(r *Registry) {
 			r.Spec.Nodes = nil
 			withGC(r, GarbageCollectionSpec{})
