@@ -15,7 +15,7 @@ import (
 // config.yml, the HTTP secret when it still runs from env.
 func (r *AppReconciler) registryInputs(spec *v1alpha1.Spec) (marathon.RegistryInputs, error) {
 	if marathon.ConfigFileMode(spec) {
-		cfg, err := renderRegistryConfig(spec, r.Store.PKI(), r.opts.ReadFile)
+		cfg, err := renderRegistryConfig(spec, r.Store.PKI(), r.Store.RegistryMaintenance(), r.opts.ReadFile)
 		if err != nil {
 			return marathon.RegistryInputs{}, err
 		}

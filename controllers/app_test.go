@@ -57,7 +57,7 @@ func (e *appEnv) marathonApp() map[string]any {
 // the placement reconciler does once it wrote it.
 func (e *appEnv) placeConfig() string {
 	e.t.Helper()
-	cfg, err := renderRegistryConfig(e.spec.Load(), e.store.PKI(), os.ReadFile)
+	cfg, err := renderRegistryConfig(e.spec.Load(), e.store.PKI(), e.store.RegistryMaintenance(), os.ReadFile)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 	dir := spec.App.CertsHostPath
 	firstUse := false
 	files := &registryFiles{}
-	files.config, files.configErr = renderRegistryConfig(spec, pk, p.readFile)
+	files.config, files.configErr = renderRegistryConfig(spec, pk, p.Store.RegistryMaintenance(), p.readFile)
 	defer func() { p.Store.SetRegistryConfigPlaced(key, files.placed) }()
 	res, err := p.nodePass(ctx, reconciler.Placement, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
 		o.want = pk.ServerHash

@@ -33,13 +33,30 @@ type renderedConfig struct {
 
 // renderRegistryConfig renders config.yml for the registry app: listen
 // address, TLS files and storage inside the container, the HTTP secret,
-// and htpasswd auth when spec.auth is set. Placement writes it and the app
+// htpasswd auth when spec.auth is set, and read-only while the
+// maintenance reconciler asks for it. Placement writes it and the app
 // reconciler hashes it, from the same function, so both mean one file.
-func renderRegistryConfig(spec *v1alpha1.Spec, pk state.PKI, readFile func(string) ([]byte, error)) (renderedConfig, error) {
+func renderRegistryConfig(spec *v1alpha1.Spec, pk state.PKI, m state.RegistryMaintenance, readFile func(string) ([]byte, error)) (renderedConfig, error) {
+	c, err := registryConfigFor(spec, pk, readFile)
+	if err != nil {
+		return renderedConfig{}, err
+	}
+	// A garbage-collection window (maintenance reconciler): uploads are
+	// refused while pulls go on.
+	c.Storage.ReadOnly = m.ReadOnly
+	b, err := registryconfig.Render(c)
+	if err != nil {
+		return renderedConfig{}, err
+	}
+	return renderedConfig{File: b, Hash: state.Hash(b)}, nil
+}
+
+// registryConfigFor is the registry's configuration inside its container.
+func registryConfigFor(spec *v1alpha1.Spec, pk state.PKI, readFile func(string) ([]byte, error)) (registryconfig.Config, error) {
 	a := spec.App
 	httpSecret, err := registryHTTPSecret(a, pk, readFile)
 	if err != nil {
-		return renderedConfig{}, err
+		return registryconfig.Config{}, err
 	}
 	c := registryconfig.Config{
 		Storage: registryconfig.Storage{RootDirectory: marathon.DataContainerPath,
@@ -51,11 +68,11 @@ func renderRegistryConfig(spec *v1alpha1.Spec, pk state.PKI, readFile func(strin
 	if spec.AuthEnabled() {
 		c.Htpasswd = &registryconfig.Htpasswd{Realm: spec.Auth.Htpasswd.Realm, Path: marathon.HtpasswdContainerPath}
 	}
-	b, err := registryconfig.Render(c)
-	if err != nil {
-		return renderedConfig{}, err
+	if a.MetricsPort != 0 {
+		// The app maps it as a port of its own (marathon.MetricsPortName).
+		c.HTTP.Debug = &registryconfig.Debug{Addr: "0.0.0.0:" + strconv.Itoa(a.MetricsPort), Prometheus: true}
 	}
-	return renderedConfig{File: b, Hash: state.Hash(b)}, nil
+	return c, nil
 }
 
 // registryHTTPSecret is the content of spec.app.httpSecretFile, or without

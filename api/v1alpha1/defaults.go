@@ -43,6 +43,11 @@ const (
 	DefaultPullRotation      = 720 * time.Hour
 	DefaultDockerTarGz       = "/etc/docker.tar.gz"
 	DefaultDockerConfig      = "/root/.docker/config.json"
+	DefaultMaxReadOnly       = 30 * time.Minute
+	DefaultGCTimeout         = 20 * time.Minute
+	DefaultGCRunner          = RunnerDocker
+	DefaultGCBinaryPath      = "/usr/bin/docker-registry"
+	DefaultWarnUsedRatio     = 0.8
 	// MinPullRotation bounds how often the pull password may change: every
 	// change is distributed to every agent.
 	MinPullRotation = time.Minute
@@ -159,6 +164,24 @@ func Default(r *Registry) {
 		}
 		if p.MesosDockerConfig == nil {
 			p.MesosDockerConfig = ptr("")
+		}
+	}
+	if m := s.Maintenance; m != nil {
+		if m.GarbageCollection == nil {
+			m.GarbageCollection = &GarbageCollectionSpec{}
+		}
+		g := m.GarbageCollection
+		setDur(&g.MaxReadOnly, DefaultMaxReadOnly)
+		setDur(&g.Timeout, DefaultGCTimeout)
+		setStr(&g.Runner, DefaultGCRunner)
+		if g.Runner == RunnerBinary {
+			setStr(&g.BinaryPath, DefaultGCBinaryPath)
+		}
+		if m.Storage == nil {
+			m.Storage = &StorageSpec{}
+		}
+		if m.Storage.WarnUsedRatio == nil {
+			m.Storage.WarnUsedRatio = ptr(DefaultWarnUsedRatio)
 		}
 	}
 	if l := s.LeaderElection; l != nil {

@@ -40,6 +40,8 @@ type Spec struct {
 	// PullCredentials is what every agent gets so pulls work with auth on.
 	// Defaulted (every form at its default path) when auth and nodes are set.
 	PullCredentials *PullCredentialsSpec `yaml:"pullCredentials,omitempty" json:"pullCredentials,omitempty"`
+	// Maintenance schedules garbage collection (maintenance.go).
+	Maintenance *MaintenanceSpec `yaml:"maintenance,omitempty" json:"maintenance,omitempty"`
 }
 
 // MarathonSpec says how to reach Marathon. Several URLs fail over in order.
@@ -172,16 +174,20 @@ type ConntrackSpec struct {
 
 // AppSpec is the registry's Marathon app.
 type AppSpec struct {
-	Enabled           *bool             `yaml:"enabled,omitempty" json:"enabled,omitempty"`
-	ID                string            `yaml:"id,omitempty" json:"id,omitempty"`
-	Image             string            `yaml:"image,omitempty" json:"image,omitempty"`
-	Instances         *int              `yaml:"instances,omitempty" json:"instances,omitempty"`
-	CPUs              float64           `yaml:"cpus,omitempty" json:"cpus,omitempty"`
-	Mem               float64           `yaml:"mem,omitempty" json:"mem,omitempty"`
-	Constraints       [][]string        `yaml:"constraints,omitempty" json:"constraints,omitempty"`
-	ContainerPort     int               `yaml:"containerPort,omitempty" json:"containerPort,omitempty"`
-	HostPort          int               `yaml:"hostPort,omitempty" json:"hostPort,omitempty"`
-	ServicePort       int               `yaml:"servicePort,omitempty" json:"servicePort,omitempty"`
+	Enabled       *bool      `yaml:"enabled,omitempty" json:"enabled,omitempty"`
+	ID            string     `yaml:"id,omitempty" json:"id,omitempty"`
+	Image         string     `yaml:"image,omitempty" json:"image,omitempty"`
+	Instances     *int       `yaml:"instances,omitempty" json:"instances,omitempty"`
+	CPUs          float64    `yaml:"cpus,omitempty" json:"cpus,omitempty"`
+	Mem           float64    `yaml:"mem,omitempty" json:"mem,omitempty"`
+	Constraints   [][]string `yaml:"constraints,omitempty" json:"constraints,omitempty"`
+	ContainerPort int        `yaml:"containerPort,omitempty" json:"containerPort,omitempty"`
+	HostPort      int        `yaml:"hostPort,omitempty" json:"hostPort,omitempty"`
+	ServicePort   int        `yaml:"servicePort,omitempty" json:"servicePort,omitempty"`
+	// MetricsPort opens the registry's debug listener with its Prometheus
+	// metrics on this container port, a second port of the app that gets
+	// no VIP and no Marathon-LB frontend (maintenance.go). 0: off.
+	MetricsPort       int               `yaml:"metricsPort,omitempty" json:"metricsPort,omitempty"`
 	VIP               string            `yaml:"vip,omitempty" json:"vip,omitempty"`
 	CertsHostPath     string            `yaml:"certsHostPath,omitempty" json:"certsHostPath,omitempty"`
 	DataHostPath      string            `yaml:"dataHostPath,omitempty" json:"dataHostPath,omitempty"`

@@ -77,6 +77,7 @@ func Validate(r *Registry) FieldErrors {
 	v.reconcile(&s.Reconcile)
 	v.leader(s.LeaderElection, s.TLS)
 	v.auth(s)
+	v.maintenance(s)
 	return v.errs
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strconv"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 )
@@ -54,7 +55,33 @@ func buildConfigFileApp(owner string, spec *v1alpha1.Spec, configHash string) (*
 	app := registryApp(owner, a, c, env, secretEnv)
 	app.Args = []string{"serve", ConfigContainerPath}
 	app.Labels[ConfigLabel] = configHash
+	if a.MetricsPort != 0 {
+		addMetricsPort(app, a.MetricsPort)
+	}
 	return app, nil
+}
+
+// The registry's debug listener (Prometheus metrics) as a second port.
+const (
+	MetricsPortName = "metrics"
+	// MetricsScrapeLabel and MetricsPathLabel mark the port for a
+	// scraper: Prometheus' marathon_sd_configs shows them as
+	// __meta_marathon_port_mapping_label_prometheus_io_scrape and _path.
+	MetricsScrapeLabel = "prometheus.io/scrape"
+	MetricsPathLabel   = "prometheus.io/path"
+	// metricsPath is registryconfig.MetricsPath (the debug listener's).
+	metricsPath = "/metrics"
+)
+
+// addMetricsPort maps the debug listener on a random host port: no VIP
+// label (the VIP is the registry's address), and Marathon-LB told to
+// leave it out (HAPROXY_<n>_ENABLED), so the metrics and pprof it serves
+// stay off every load balancer.
+func addMetricsPort(app *App, port int) {
+	c := app.Container
+	c.PortMappings = append(c.PortMappings, PortMapping{ContainerPort: port, Protocol: "tcp", Name: MetricsPortName,
+		Labels: map[string]string{MetricsScrapeLabel: "true", MetricsPathLabel: metricsPath}})
+	app.Labels["HAPROXY_"+strconv.Itoa(len(c.PortMappings)-1)+"_ENABLED"] = "false"
 }
 
 func registryContainer(a *v1alpha1.AppSpec) *Container {

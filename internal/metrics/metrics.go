@@ -57,6 +57,16 @@ type Metrics struct {
 	ProbeSuccess  prometheus.Gauge
 	ProbeDuration prometheus.Gauge
 
+	GCRuns           *prometheus.CounterVec
+	GCLastSuccess    prometheus.Gauge
+	GCDuration       prometheus.Gauge
+	GCFreedBytes     prometheus.Gauge
+	GCMaxReadOnly    prometheus.Gauge
+	ReadOnly         prometheus.Gauge
+	ReadOnlySince    prometheus.Gauge
+	StorageBytes     *prometheus.GaugeVec
+	StorageWarnRatio prometheus.Gauge
+
 	ConfigReloadSuccessful prometheus.Gauge
 	ConfigReloadTimestamp  prometheus.Gauge
 
@@ -113,6 +123,24 @@ func New(bi BuildInfo) *Metrics {
 		Help: "1 when the last TLS probe of the registry verified the chain, SANs and serial and got an answer from /v2/."})
 	m.ProbeDuration = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "registry_probe_duration_seconds",
 		Help: "Duration of the last TLS probe of the registry."})
+	m.GCRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "gc_runs_total",
+		Help: "Garbage-collection windows closed, by result (success, failed, timeout, aborted)."}, []string{"result"})
+	m.GCLastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "gc_last_success_timestamp_seconds",
+		Help: "Unix time the last successful garbage collection finished (0: none since the operator started)."})
+	m.GCDuration = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "gc_duration_seconds",
+		Help: "How long the last garbage-collection window was open (read-only), in seconds."})
+	m.GCFreedBytes = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "gc_freed_bytes",
+		Help: "Bytes the last garbage collection freed on the data filesystem (free space after less before)."})
+	m.GCMaxReadOnly = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "gc_max_read_only_seconds",
+		Help: "spec.maintenance.garbageCollection.maxReadOnly in seconds (0 when maintenance is off)."})
+	m.ReadOnly = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "registry_read_only",
+		Help: "1 while a garbage-collection window is open (the registry is, or is being made, read-only)."})
+	m.ReadOnlySince = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "registry_read_only_since_timestamp_seconds",
+		Help: "Unix time the open garbage-collection window opened (0 when none is open)."})
+	m.StorageBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "registry_storage_bytes",
+		Help: "The registry's data filesystem on its agent, by state (used, free), from SFTP statvfs."}, []string{"state"})
+	m.StorageWarnRatio = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "registry_storage_warn_used_ratio",
+		Help: "spec.maintenance.storage.warnUsedRatio (0 when maintenance is off)."})
 	m.ConfigReloadSuccessful = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "config_last_reload_successful",
 		Help: "1 when the last attempt to load the config file succeeded."})
 	m.ConfigReloadTimestamp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "config_last_reload_success_timestamp_seconds",
@@ -130,7 +158,8 @@ func New(bi BuildInfo) *Metrics {
 		m.DriftCorrections, m.Nodes, m.HostKeyMismatch, m.RejectedAgents, m.CertExpiration, m.CertRenewal, m.CertReady,
 		m.PullPasswordGeneration, m.PullPasswordNextRotation, m.PullCredentialsLagging, m.PullCredentialsOverdue, m.AppInstances,
 		m.ProbeSuccess, m.ProbeDuration, m.ConfigReloadSuccessful, m.ConfigReloadTimestamp, m.Leader,
-		m.SSHSessions, m.MarathonRequests, build,
+		m.SSHSessions, m.MarathonRequests, build, m.GCRuns, m.GCLastSuccess, m.GCDuration, m.GCFreedBytes,
+		m.GCMaxReadOnly, m.ReadOnly, m.ReadOnlySince, m.StorageBytes, m.StorageWarnRatio,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -155,6 +184,12 @@ func New(bi BuildInfo) *Metrics {
 		m.CertExpiration.WithLabelValues(c)
 		m.CertRenewal.WithLabelValues(c)
 		m.CertReady.WithLabelValues(c)
+	}
+	for _, r := range []string{"success", "failed", "timeout", "aborted"} {
+		m.GCRuns.WithLabelValues(r)
+	}
+	for _, st := range []string{"used", "free"} {
+		m.StorageBytes.WithLabelValues(st)
 	}
 	for _, meth := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
 		m.MarathonRequests.WithLabelValues(meth)

@@ -50,6 +50,8 @@ type Operator struct {
 	leader  leaderView // nil without leader election
 	elector *leader.Elector
 	runners []func(context.Context)
+	// stoppers run after the manager stopped (SIGTERM, lost leadership).
+	stoppers []func()
 }
 
 // leaderView is what the status page needs from the elector.
@@ -89,6 +91,7 @@ func build(opts Options, src *config.Source, spec func() *v1alpha1.Spec, m *metr
 	}
 	o.closers = append(o.closers, w.closers...)
 	o.runners = w.runners
+	o.stoppers = w.stoppers
 	return o, nil
 }
 
@@ -192,7 +195,11 @@ func (o *Operator) reconcile(ctx context.Context) error {
 	for _, r := range o.runners {
 		go r(rctx)
 	}
-	return o.mgr.Run(ctx)
+	err := o.mgr.Run(ctx)
+	for _, s := range o.stoppers {
+		s()
+	}
+	return err
 }
 
 func (o *Operator) runOnce(ctx context.Context) error {

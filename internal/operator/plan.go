@@ -142,6 +142,9 @@ func RenderPlan(w io.Writer, reg *v1alpha1.Registry, s *state.Store, errs []stri
 			}
 		}
 	}
+	if section("Maintenance", spec.MaintenanceEnabled()) {
+		n += renderMaintenance(p, s.Maintenance())
+	}
 	if len(errs) > 0 {
 		p("")
 		p("Errors (these parts could not be checked):")

@@ -18,6 +18,9 @@ import (
 type wiring struct {
 	closers []func()
 	runners []func(context.Context)
+	// stoppers run once the manager has stopped, before this instance
+	// lets go (SIGTERM, lost leadership).
+	stoppers []func()
 }
 
 // setupReconcilers registers every reconciler with the manager. The whole
@@ -145,6 +148,9 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 		}
 	})
 
+	setupMaintenance(m, d, rd, &w, exec, func(s *v1alpha1.Spec) pki.Store {
+		return pkiSet.Part(openPKI(s), pki.GCWindowFiles...)
+	})
 	return w, nil
 }
 

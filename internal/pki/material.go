@@ -31,6 +31,9 @@ const (
 	// kept by the pullsecret reconciler, not by the certificates one. Its
 	// ".key" suffix gets it the private keys' protection in every store.
 	FilePullPassword = "pull-password.key"
+	// FileGCWindow is the open garbage-collection window's record
+	// (internal/gcwindow), kept by the maintenance reconciler.
+	FileGCWindow = "gc-window.json"
 )
 
 // CertificateFiles are the names the certificate reconciler keeps.
@@ -41,7 +44,10 @@ var CertificateFiles = []string{FileCACert, FileCAKey, FileServerCert, FileServe
 var PullPasswordFiles = []string{FilePullPassword}
 
 // KnownFiles lists every name a state set may hold.
-var KnownFiles = append(append([]string{}, CertificateFiles...), PullPasswordFiles...)
+var KnownFiles = append(append(append([]string{}, CertificateFiles...), PullPasswordFiles...), GCWindowFiles...)
+
+// GCWindowFiles are the names the maintenance reconciler keeps.
+var GCWindowFiles = []string{FileGCWindow}
 
 // IsKeyFile reports names that hold private keys (mode 0600).
 func IsKeyFile(name string) bool { return strings.HasSuffix(name, ".key") }

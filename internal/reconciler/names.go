@@ -15,11 +15,14 @@ const (
 	// cluster-wide key); Credentials keeps it on every agent (one key per node).
 	PullSecret  = "pullsecret"
 	Credentials = "credentials"
+	// Maintenance runs scheduled garbage collection inside a read-only
+	// window (one cluster-wide key).
+	Maintenance = "maintenance"
 )
 
 // All lists every reconciler in the order the status page shows them.
 func All() []string {
-	return []string{Certificates, PullSecret, Discovery, Trust, Conntrack, Placement, Credentials, App}
+	return []string{Certificates, PullSecret, Discovery, Trust, Conntrack, Placement, Credentials, App, Maintenance}
 }
 
 // Node lists the reconcilers that run once per node.

@@ -141,11 +141,14 @@ type Store struct {
 	pullSecret PullSecret
 	// configPlaced: the RegistryConfigPlacement view (registryconfig.go).
 	configPlaced map[string]string
-	nodes        map[string]Node
-	apps         map[string]App
-	probe        Probe
-	reconcilers  map[string]ReconcilerStatus
-	listeners    map[string][]func()
+	// readOnly and maintenance: the maintenance reconciler's (maintenance.go).
+	readOnly    RegistryMaintenance
+	maintenance Maintenance
+	nodes       map[string]Node
+	apps        map[string]App
+	probe       Probe
+	reconcilers map[string]ReconcilerStatus
+	listeners   map[string][]func()
 
 	fleetListed time.Time // FleetListed: discovery's view
 

@@ -77,6 +77,12 @@ func mixedStore() *state.Store {
 	s.SetPullSecret(state.PullSecret{Ready: true, Current: cur, Valid: []state.PullUser{cur, prev},
 		NextRotation: testNow.Add(30 * 24 * time.Hour), Phase: "1 agent(s) do not carry generation 5 yet",
 		Lagging: []string{"198.18.0.13"}, Overdue: true})
+	// A garbage-collection window waiting for the registry to refuse uploads.
+	s.SetMaintenance(state.Maintenance{Schedule: "0 3 * * 0", Next: testNow.Add(-2 * time.Minute),
+		Status:     "garbage collection gc-20260310T115800Z: waiting until the registry refuses uploads",
+		WindowOpen: true, RunID: "gc-20260310T115800Z", DataAgent: "198.18.0.11",
+		LastRun: testNow.Add(-7 * 24 * time.Hour), LastResult: "success", LastFreedBytes: 3 << 30,
+		StorageUsed: 850 << 30, StorageFree: 150 << 30, StorageSize: 1000 << 30, StorageAt: testNow.Add(-time.Minute)})
 	return s
 }
 

@@ -53,6 +53,8 @@ func parsePage() *template.Template {
 		"concern":   concernCell,
 		"dur":       func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 		"list":      func(v ...any) []any { return v },
+		"bytes":     Bytes,
+		"usedPct":   StorageUsedPercent,
 	}).Parse(pageSource))
 }
 

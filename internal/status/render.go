@@ -21,6 +21,7 @@ func Render(w io.Writer, st Status) error {
 	r.config(st.Config)
 	r.certificates(st.Certificates)
 	r.pullPassword(st.PullPassword)
+	r.maintenance(st.Maintenance)
 	r.apps(st.Apps, st.Probe)
 	r.reconcilers(st.Reconcilers)
 	r.nodes(st)

@@ -64,11 +64,13 @@ type Status struct {
 	Reconcilers  []state.ReconcilerStatus `json:"reconcilers"`
 	Certificates state.PKI                `json:"certificates"`
 	// PullPassword is absent when auth (and so the pull password) is off.
-	PullPassword *PullPassword  `json:"pullPassword,omitempty"`
-	Apps         []state.App    `json:"apps"`
-	Probe        state.Probe    `json:"probe"`
-	Nodes        []Node         `json:"nodes"`
-	NodeCounts   map[string]int `json:"nodeCounts"`
+	PullPassword *PullPassword `json:"pullPassword,omitempty"`
+	// Maintenance is absent when spec.maintenance is.
+	Maintenance *state.Maintenance `json:"maintenance,omitempty"`
+	Apps        []state.App        `json:"apps"`
+	Probe       state.Probe        `json:"probe"`
+	Nodes       []Node             `json:"nodes"`
+	NodeCounts  map[string]int     `json:"nodeCounts"`
 }
 
 // Item is one thing that differs from the spec or needs attention.
@@ -113,6 +115,7 @@ func Build(store *state.Store, cfg ConfigInfo, now time.Time) Status {
 		NodeCounts:   map[string]int{NodeInSync: 0, NodeOutOfSync: 0, NodeUnreachable: 0},
 	}
 	s.PullPassword = pullPassword(store, s.Reconcilers)
+	s.Maintenance = maintenance(store)
 	for _, n := range store.Nodes() {
 		sn := Node{Node: n, State: nodeState(n)}
 		s.NodeCounts[sn.State]++
