@@ -141,6 +141,8 @@ type Store struct {
 	pullSecret PullSecret
 	// configPlaced: the RegistryConfigPlacement view (registryconfig.go).
 	configPlaced map[string]string
+	// htpasswdHeld: the RegistryPullUsers view (registryusers.go).
+	htpasswdHeld map[string]HtpasswdHeld
 	nodes        map[string]Node
 	apps         map[string]App
 	probe        Probe
