@@ -146,6 +146,10 @@ func demo(args []string) error {
 	detail("  every agent trusts the CA: %s", sb.CAPath())
 	detail("  every agent has %s = 1", sandbox.ConntrackKey)
 	detail("  tls.crt and tls.key placed in %s on %s", sb.CertsDir(), sb.RegistryAgent().Name)
+	if pp := st.PullPassword; pp != nil {
+		detail("  htpasswd (bcrypt) with the ci user and %s next to them; config.yml turns on htpasswd auth", pp.User)
+		detail("  pull credentials for %s on every agent: %s, %s, %s", pp.User, sandbox.DockerTarGz, sandbox.DockerConfig, sandbox.MesosDockerConfig)
+	}
 	detail("  Marathon app %s is healthy: docker-registry serving TLS on %s (probe ok)", sandbox.AppID, sb.RegistryAddress)
 
 	reg, err := sb.Spec()
