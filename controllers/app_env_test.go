@@ -233,6 +233,10 @@ type testCA struct {
 	key  *ecdsa.PrivateKey
 	pem  []byte
 	gen  int64
+	// serverKey is every server certificate's key: renewals that keep the
+	// key keep the config label (keyed with it), so the tests see the
+	// restart path; a new key would change the config and update the app.
+	serverKey *ecdsa.PrivateKey
 }
 
 func newTestCA(t *testing.T) *testCA {
@@ -252,7 +256,10 @@ func newTestCA(t *testing.T) *testCA {
 // generation) and returns it for the "agent" to serve.
 func (ca *testCA) issue(store *state.Store, serial int64, dnsNames ...string) *tls.Certificate {
 	ca.t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if ca.serverKey == nil {
+		ca.serverKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	}
+	key := ca.serverKey
 	if dnsNames == nil {
 		dnsNames = []string{"registry.test"}
 	}
@@ -266,8 +273,13 @@ func (ca *testCA) issue(store *state.Store, serial int64, dnsNames ...string) *t
 	}
 	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), ca.pem...)
 	ca.gen++
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		ca.t.Fatal(err)
+	}
 	store.SetPKI(state.PKI{Ready: true, Mode: v1alpha1.TLSSelfSigned, Bundle: ca.pem, BundleHash: state.Hash(ca.pem),
-		ServerChain: chain, ServerHash: state.Hash(chain), Generation: ca.gen})
+		ServerChain: chain, ServerHash: state.Hash(chain), Generation: ca.gen,
+		ServerKey: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})})
 	leaf, _ := x509.ParseCertificate(der)
 	return &tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key, Leaf: leaf}
 }

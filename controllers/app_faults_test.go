@@ -17,6 +17,7 @@ func TestAppInvalidSpecIsNotResent(t *testing.T) {
 	e := newAppEnv(t, func(s *v1alpha1.Spec) {
 		s.App.UpgradeStrategy = &v1alpha1.UpgradeStrategy{MinimumHealthCapacity: ptrTo(2.0)}
 	})
+	e.exec.place(e.ca.issue(e.store, 100))
 	e.placeConfig()
 	for pass := range 3 {
 		_, err := e.reconcile()

@@ -200,6 +200,7 @@ func TestAppSpecChangeUpdatesKeepingHumanLabels(t *testing.T) {
 
 func TestAppReportModeWritesNothing(t *testing.T) {
 	e := newAppEnv(t, func(s *v1alpha1.Spec) { s.Reconcile.Mode = v1alpha1.ModeReport })
+	e.ca.issue(e.store, 100)
 	res, err := e.reconcile()
 	if err != nil || res.RequeueAfter != 0 {
 		t.Fatalf("report pass: %+v %v", res, err)
@@ -291,6 +292,7 @@ func TestAppProbeFailsOnWrongCertificate(t *testing.T) {
 
 func TestAppRefusesAnotherOwnersApp(t *testing.T) {
 	e := newAppEnv(t, nil)
+	e.ca.issue(e.store, 100)
 	e.human("POST", "/v2/apps", `{"id":"/registry","cmd":"sleep 1000","labels":{"registry-operator/owner":"other"}}`)
 	e.idle()
 	e.sim.ResetWrites()

@@ -69,11 +69,15 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 	firstUse := false
 	files := &registryFiles{}
 	files.config, files.configErr = renderRegistryConfig(spec, pk, p.Store.RegistryMaintenance(), p.readFile)
-	defer func() { p.Store.SetRegistryConfigPlaced(key, files.placed) }()
+	defer func() {
+		p.Store.SetRegistryConfigPlaced(key, files.placed)
+		p.Store.SetHtpasswdHeld(key, files.held)
+	}()
 	res, err := p.nodePass(ctx, reconciler.Placement, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
 		o.want = pk.ServerHash
 		if !match {
 			o.detail = "not a candidate agent for the registry app (hostname constraints)"
+			files.held.NeedsNone = true
 			if err := removePlaced(ctx, c, dir, o); err != nil {
 				return err
 			}
@@ -94,6 +98,9 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 			o.pending = true
 			o.detail = "identity not certain: " + why
 			firstUse = nodes.AcceptedOnFirstUse(c)
+			// Without the key here the registry cannot serve from this
+			// agent, so its htpasswd file holds no rotation back.
+			files.held.NeedsNone = !byAddress
 			return nil
 		}
 		// The marker first: a pass interrupted after it leaves a key the

@@ -25,6 +25,9 @@ type registryFiles struct {
 	// placed is the config hash the node holds after the pass ("" when the
 	// pass left it without a complete, current set of files).
 	placed string
+	// held is what the node's htpasswd file holds after the pass (the
+	// RegistryPullUsers view); unknown unless the pass established it.
+	held state.HtpasswdHeld
 }
 
 // placeRegistryFiles writes htpasswd (with auth) and then config.yml, both
@@ -40,7 +43,7 @@ func (p *Placement) placeRegistryFiles(ctx context.Context, c nodes.Conn, spec *
 	htpasswdPath := path.Join(dir, marathon.HtpasswdFile)
 	complete := true
 	if spec.AuthEnabled() {
-		ok, err := p.syncHtpasswd(ctx, c, spec, htpasswdPath, o)
+		ok, err := p.syncHtpasswd(ctx, c, spec, htpasswdPath, f, o)
 		if err != nil {
 			return err
 		}
@@ -61,7 +64,11 @@ func (p *Placement) placeRegistryFiles(ctx context.Context, c nodes.Conn, spec *
 // valid pull user. ok=false: the file could not be completed yet (no pull
 // password); an existing file is then left as it is, never stripped of
 // the pull users agents are using.
-func (p *Placement) syncHtpasswd(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, file string, o *outcome) (bool, error) {
+//
+// Once the file holds them, f.held names the pull users in it: the
+// pullsecret reconciler hands a new pull password to agents only when
+// every agent that may run the registry holds it.
+func (p *Placement) syncHtpasswd(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, file string, f *registryFiles, o *outcome) (bool, error) {
 	ps := p.Store.PullSecret()
 	if !ps.Ready {
 		o.pending = true
@@ -98,6 +105,11 @@ func (p *Placement) syncHtpasswd(ctx context.Context, c nodes.Conn, spec *v1alph
 	}
 	if _, err := syncFile(ctx, c, file, res.File, 0o600, o); err != nil {
 		return false, err
+	}
+	if !o.isPending() {
+		for _, u := range ps.Valid {
+			f.held.PullUsers = append(f.held.PullUsers, u.Name)
+		}
 	}
 	return true, nil
 }

@@ -59,7 +59,7 @@ func TestFleetPlacesRegistryConfig(t *testing.T) {
 		}
 	}
 	placed := e.store.RegistryConfigPlacement()
-	want := state.Hash([]byte(e.read(t, h0, configPath)))
+	want := configLabelHash([]byte(e.read(t, h0, configPath)), p.pki.ServerKey)
 	if m := placed.Missing(want, nil); len(m) != 0 {
 		t.Errorf("RegistryConfigPlacement = %+v, want %s on both (the excluded agent needs none)", placed.Nodes, want)
 	}

@@ -93,3 +93,15 @@ func PullRotationCanMove(st *state.Store) bool {
 	}
 	return true
 }
+
+// PullHandoverReady reports whether a rotation holds the new generation
+// back from agents (the view's Current is still the previous one) and the
+// registry now accepts it: the setup wakes the reconciler then, rather
+// than for every htpasswd file placement writes.
+func PullHandoverReady(st *state.Store) bool {
+	ps := st.PullSecret()
+	if !ps.Rotating() || ps.Current.Name == ps.Valid[0].Name {
+		return false
+	}
+	return st.RegistryPullUsers().Accepts(ps.Valid[0].Name)
+}

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -22,7 +23,8 @@ const envDeleteEnabled = "REGISTRY_STORAGE_DELETE_ENABLED"
 
 // errNoServerKey: the config cannot be rendered before the certificate
 // reconciler has issued the server certificate (its key seeds the default
-// HTTP secret, and the registry cannot serve TLS without it anyway).
+// HTTP secret and keys the config's label, and the registry cannot serve
+// TLS without it anyway).
 var errNoServerKey = errors.New("the registry's config.yml waits for the server certificate (certificates reconciler)")
 
 // renderedConfig is the registry's config.yml for the spec in force.
@@ -48,7 +50,10 @@ func renderRegistryConfig(spec *v1alpha1.Spec, pk state.PKI, m state.RegistryMai
 	if err != nil {
 		return renderedConfig{}, err
 	}
-	return renderedConfig{File: b, Hash: state.Hash(b)}, nil
+	if len(pk.ServerKey) == 0 {
+		return renderedConfig{}, errNoServerKey
+	}
+	return renderedConfig{File: b, Hash: configLabelHash(b, pk.ServerKey)}, nil
 }
 
 // registryConfigFor is the registry's configuration inside its container.
@@ -73,6 +78,18 @@ func registryConfigFor(spec *v1alpha1.Spec, pk state.PKI, readFile func(string) 
 		c.HTTP.Debug = &registryconfig.Debug{Addr: "0.0.0.0:" + strconv.Itoa(a.MetricsPort), Prometheus: true}
 	}
 	return c, nil
+}
+
+// configLabelHash identifies a config.yml in the app's ConfigLabel, which
+// anyone who can read Marathon sees. A plain SHA-256 of the file would let
+// them test guesses of a weak httpSecretFile offline, so it is an
+// HMAC-SHA256 keyed with the server key, which only the operator and the
+// registry's agents hold: any change of the file still changes it.
+func configLabelHash(file, serverKey []byte) string {
+	m := hmac.New(sha256.New, serverKey)
+	m.Write([]byte("registry-operator config label\x00"))
+	m.Write(file)
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // registryHTTPSecret is the content of spec.app.httpSecretFile, or without

@@ -6,6 +6,8 @@
 # Ctrl-C (or `make demo-down` from another terminal) removes everything.
 #
 #   hack/demo.sh          start the demo (stops a running one first)
+#   hack/demo.sh -auth    the same with htpasswd auth and pull credentials
+#                         (also: make demo DEMO_AUTH=1)
 #   hack/demo.sh down     stop a running demo, remove leftovers of any
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +30,8 @@ modprobe nf_conntrack 2>/dev/null || true
 echo "demo: building bin/registry-operator and bin/sandbox"
 go build -o bin/registry-operator ./cmd/registry-operator
 go build -o bin/sandbox ./hack/cmd/sandbox
-exec bin/sandbox demo "$@"
+args=("$@")
+if [ -n "${DEMO_AUTH:-}" ] && [ "${DEMO_AUTH}" != 0 ]; then
+	args+=(-auth)
+fi
+exec bin/sandbox demo "${args[@]}"

@@ -21,7 +21,8 @@ const (
 )
 
 // ConfigLabel carries the hash of the config.yml the registry app's tasks
-// are meant to run with. The registry reads the file only at start, so a
+// are meant to run with (keyed: controllers/registry_config.go, so the
+// label reveals nothing about the secrets in the file). The registry reads the file only at start, so a
 // new hash is a definition change: one update, one rolling restart. The
 // htpasswd file is not hashed here: the registry re-reads it by itself.
 const ConfigLabel = "registry-operator/config"

@@ -45,7 +45,7 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 		Resync:  func() []string { return []string{controllers.CertificatesKey} }})
 	pull := controllers.NewPullSecret(rd, controllers.PullSecretOptions{PKIStore: func(s *v1alpha1.Spec) pki.Store {
 		return pkiSet.Part(openPKI(s), pki.PullPasswordFiles...)
-	}})
+	}, RegistryAccepts: registryAccepts(d)})
 	m.Add(manager.Options{Name: reconciler.PullSecret, Reconciler: pull,
 		Enabled: when(d.Spec, (*v1alpha1.Spec).CredentialsEnabled),
 		Resync:  func() []string { return []string{controllers.PullSecretKey} }})
@@ -147,11 +147,31 @@ func setupReconcilers(m *manager.Manager, d Deps) (wiring, error) {
 			m.Enqueue(reconciler.PullSecret, controllers.PullSecretKey)
 		}
 	})
+	// A rotation hands the new pull password to agents as soon as the
+	// htpasswd file on every agent that may run the registry holds it.
+	d.Store.OnChange(state.TopicRegistryUsers, func() {
+		if controllers.PullHandoverReady(d.Store) {
+			m.Enqueue(reconciler.PullSecret, controllers.PullSecretKey)
+		}
+	})
 
 	setupMaintenance(m, d, rd, &w, exec, func(s *v1alpha1.Spec) pki.Store {
 		return pkiSet.Part(openPKI(s), pki.GCWindowFiles...)
 	})
 	return w, nil
+}
+
+// registryAccepts is the pullsecret reconciler's gate: a new pull user is
+// accepted once placement has written it into the htpasswd file on every
+// agent that may run the registry (the RegistryPullUsers view). Without
+// placement the operator writes no htpasswd file and cannot know: no gate.
+func registryAccepts(d Deps) func(user string) bool {
+	return func(user string) bool {
+		if s := d.Spec(); s == nil || !s.PlacementEnabled() {
+			return true
+		}
+		return d.Store.RegistryPullUsers().Accepts(user)
+	}
 }
 
 // onceIdleRelease closes a node's connection in a one-shot run when not

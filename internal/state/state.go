@@ -144,11 +144,13 @@ type Store struct {
 	// readOnly and maintenance: the maintenance reconciler's (maintenance.go).
 	readOnly    RegistryMaintenance
 	maintenance Maintenance
-	nodes       map[string]Node
-	apps        map[string]App
-	probe       Probe
-	reconcilers map[string]ReconcilerStatus
-	listeners   map[string][]func()
+	// htpasswdHeld: the RegistryPullUsers view (registryusers.go).
+	htpasswdHeld map[string]HtpasswdHeld
+	nodes        map[string]Node
+	apps         map[string]App
+	probe        Probe
+	reconcilers  map[string]ReconcilerStatus
+	listeners    map[string][]func()
 
 	fleetListed time.Time // FleetListed: discovery's view
 

@@ -23,6 +23,7 @@ import (
 //	PullSecret            pullsecret   placement, credentials  SetPullSecret (pullsecret.go)
 //	CredentialsCarried    credentials  pullsecret     SetConcern(_, reconciler.Credentials, _) (credentials.go)
 //	RegistryMaintenance   maintenance  placement, app (rendered config)  SetRegistryMaintenance (maintenance.go)
+//	RegistryPullUsers     placement    pullsecret     SetHtpasswdHeld (registryusers.go)
 //
 // Which agents may run the registry is not a view: it follows from the
 // spec alone (the app's hostname constraints), so trust and placement

@@ -2,7 +2,7 @@
 // the operator, shown converging, with an image pushed and pulled through
 // the registry it manages. hack/demo.sh (make demo) builds and runs it.
 //
-//	sandbox demo [-agents 3] [-listen 127.0.0.1:9090]   until Ctrl-C
+//	sandbox demo [-agents 3] [-listen 127.0.0.1:9090] [-auth]   until Ctrl-C
 //	sandbox down                                         stop a demo, remove leftovers
 //	sandbox exec AGENT -- COMMAND [ARGS...]              run a command inside an agent of the demo
 package main
@@ -22,16 +22,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/testing/sandbox"
 	"github.com/registry-operator/registry-operator/internal/testing/testfleet"
 )
 
 const usage = `usage: sandbox <command>
 
-  demo [-agents N] [-listen ADDR] [-operator BIN]
+  demo [-agents N] [-listen ADDR] [-operator BIN] [-auth]
         start N agents (default 3), the Marathon emulator and the operator
         with config/sandbox.yaml; show it converge; push and pull an image;
-        keep running until Ctrl-C, then remove everything
+        keep running until Ctrl-C, then remove everything. With -auth (or
+        auth in config/sandbox.yaml) the registry refuses anonymous clients:
+        the push goes through the ci user, the pull through the credentials
+        the operator put on the agents
   down  stop a running demo and remove what any dead sandbox left behind
   exec AGENT -- COMMAND [ARGS...]
         run a command inside agent AGENT (0, 1, ...) of the running demo
@@ -75,6 +79,7 @@ func demo(args []string) error {
 	agents := fs.Int("agents", 3, "number of agents (at least 3: agent 0 runs the registry, 1 pushes, 2 pulls)")
 	listen := fs.String("listen", "127.0.0.1:9090", "where the operator serves its status page and /metrics (another free port if busy)")
 	binary := fs.String("operator", "bin/registry-operator", "the registry-operator binary (make build)")
+	auth := fs.Bool("auth", false, "turn on htpasswd auth and pull credentials (as config/sandbox.yaml's commented auth block)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -106,7 +111,7 @@ func demo(args []string) error {
 	say("registry-operator demo: %d agents, the Marathon emulator and the operator, all on this machine", *agents)
 	step(1, "starting %d agents (real OpenSSH sshd, each in its own network namespace) and the Marathon emulator", *agents)
 	began := time.Now()
-	sb, err := sandbox.Start(ctx, sandbox.Options{Agents: *agents, Name: demoName, OperatorBinary: bin, OperatorListen: addr})
+	sb, err := sandbox.Start(ctx, sandbox.Options{Agents: *agents, Name: demoName, OperatorBinary: bin, OperatorListen: addr, Auth: *auth})
 	if err != nil {
 		return err
 	}
@@ -141,8 +146,38 @@ func demo(args []string) error {
 	detail("  every agent trusts the CA: %s", sb.CAPath())
 	detail("  every agent has %s = 1", sandbox.ConntrackKey)
 	detail("  tls.crt and tls.key placed in %s on %s", sb.CertsDir(), sb.RegistryAgent().Name)
+	if pp := st.PullPassword; pp != nil {
+		detail("  htpasswd (bcrypt) with the ci user and %s next to them; config.yml turns on htpasswd auth", pp.User)
+		detail("  pull credentials for %s on every agent: %s, %s, %s", pp.User, sandbox.DockerTarGz, sandbox.DockerConfig, sandbox.MesosDockerConfig)
+	}
 	detail("  Marathon app %s is healthy: docker-registry serving TLS on %s (probe ok)", sandbox.AppID, sb.RegistryAddress)
 
+	reg, err := sb.Spec()
+	if err != nil {
+		return err
+	}
+	if reg.Spec.CredentialsEnabled() {
+		if err := pushPullWithAuth(ctx, sb, &reg.Spec); err != nil {
+			return err
+		}
+	} else if err := pushPull(ctx, sb); err != nil {
+		return err
+	}
+
+	say("")
+	say("The sandbox keeps running; the operator repairs whatever you break. Try:")
+	say("  bin/sandbox exec 1 -- rm %s      # watch it come back within 5s", sb.CAPath())
+	say("  bin/sandbox exec 2 -- sysctl -w %s=0", sandbox.ConntrackKey)
+	say("  bin/registry-operator status --addr %s", sb.OperatorAddr())
+	say("See docs/demo.md. Press Ctrl-C (or run `make demo-down`) to remove everything.")
+	<-ctx.Done()
+	say("")
+	say("stopping: removing the operator, the registry, the agents and every file")
+	return nil
+}
+
+// pushPull is step 4 without auth: anyone may push and pull.
+func pushPull(ctx context.Context, sb *sandbox.Sandbox) error {
 	step(4, "pushing an image from agent-1 and pulling it on agent-2 through %s (skopeo, TLS verified)", sb.RegistryAddress)
 	pushed, err := sb.Push(ctx, 1, "demo/hello:1")
 	if err != nil {
@@ -156,16 +191,51 @@ func demo(args []string) error {
 		return fmt.Errorf("pulled manifest %s, pushed %s", pulled, pushed)
 	}
 	detail("ok: %s/demo/hello:1 pushed and pulled, manifest %s", sb.RegistryAddress, pushed)
+	return nil
+}
 
-	say("")
-	say("The sandbox keeps running; the operator repairs whatever you break. Try:")
-	say("  bin/sandbox exec 1 -- rm %s      # watch it come back within 5s", sb.CAPath())
-	say("  bin/sandbox exec 2 -- sysctl -w %s=0", sandbox.ConntrackKey)
-	say("  bin/registry-operator status --addr %s", sb.OperatorAddr())
-	say("See docs/demo.md. Press Ctrl-C (or run `make demo-down`) to remove everything.")
-	<-ctx.Done()
-	say("")
-	say("stopping: removing the operator, the registry, the agents and every file")
+// pushPullWithAuth is step 4 with spec.auth: anonymous clients are
+// refused, the ci user pushes, and agent-2 pulls with nothing but the
+// config.json the operator keeps there for the pull user.
+func pushPullWithAuth(ctx context.Context, sb *sandbox.Sandbox, spec *v1alpha1.Spec) error {
+	step(4, "pushing an image as the ci user from agent-1 and pulling it on agent-2 with the distributed pull credentials (skopeo, TLS verified)")
+	if _, err := sb.PushAs(ctx, 1, "demo/hello:anonymous", sandbox.Creds{}); !sandbox.Unauthorized(err) {
+		return fmt.Errorf("an anonymous push: want 401 unauthorized, got %v", err)
+	}
+	detail("ok: an anonymous push is refused (401 unauthorized)")
+	pw, err := sb.CIPassword()
+	if err != nil {
+		return err
+	}
+	pushed, err := sb.PushAs(ctx, 1, "demo/hello:1", sandbox.Creds{User: sandbox.CIUser, Password: pw})
+	if err != nil {
+		return err
+	}
+	detail("ok: pushed %s/demo/hello:1 as %s (password in %s)", sb.RegistryAddress, sandbox.CIUser, sb.CIPasswordFile())
+	_, cfg, _ := spec.PullCredentials.Paths()
+	if cfg == "" {
+		cfg = sandbox.DockerConfig
+	}
+	// The pull credentials may still be on their way to agent-2.
+	var pulled string
+	err = sb.Wait(ctx, time.Minute, "agent-2 pulls with "+cfg, func(ctx context.Context) (bool, string) {
+		pulled, err = sb.PullAs(ctx, 2, "demo/hello:1", sandbox.Creds{AuthFile: cfg})
+		if err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
+	if err != nil {
+		return err
+	}
+	if pushed != pulled {
+		return fmt.Errorf("pulled manifest %s, pushed %s", pulled, pushed)
+	}
+	user, _, err := sb.PullCredentials(ctx, 2, cfg)
+	if err != nil {
+		return err
+	}
+	detail("ok: pulled on agent-2 as %s with only %s (the operator's pull credentials), manifest %s", user, cfg, pulled)
 	return nil
 }
 

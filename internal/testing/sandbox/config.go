@@ -56,14 +56,15 @@ func Render(template []byte, values map[string]string) ([]byte, error) {
 func (s *Sandbox) TemplateValues() map[string]string {
 	ip := s.Fleet.Host(0).Address
 	return map[string]string{
-		"MARATHON_URL":    s.MarathonURL,
-		"MESOS_URL":       s.MarathonURL,
-		"SSH_PRIVATE_KEY": s.Fleet.PrivateKeyPath,
-		"SSH_KNOWN_HOSTS": s.Fleet.KnownHostsPath,
-		"REGISTRY_IP":     ip,
-		"REGISTRY_IP_RE":  regexp.QuoteMeta(ip),
-		"STATE_DIR":       s.StateDir(),
-		"INTERVAL":        s.opts.Interval.String(),
+		"MARATHON_URL":     s.MarathonURL,
+		"MESOS_URL":        s.MarathonURL,
+		"SSH_PRIVATE_KEY":  s.Fleet.PrivateKeyPath,
+		"SSH_KNOWN_HOSTS":  s.Fleet.KnownHostsPath,
+		"REGISTRY_IP":      ip,
+		"REGISTRY_IP_RE":   regexp.QuoteMeta(ip),
+		"STATE_DIR":        s.StateDir(),
+		"INTERVAL":         s.opts.Interval.String(),
+		"CI_PASSWORD_FILE": s.CIPasswordFile(),
 	}
 }
 
@@ -97,8 +98,20 @@ func (s *Sandbox) writeInitialConfig() error {
 			return fmt.Errorf("sandbox: Options.Edit: %w", err)
 		}
 	}
-	if _, err := v1alpha1.Parse(out); err != nil {
+	if s.opts.Auth {
+		if out, err = editYAML(out, func(r *v1alpha1.Registry) { EnableAuth(r, s.CIPasswordFile(), 0) }); err != nil {
+			return err
+		}
+	}
+	r, err := v1alpha1.Parse(out)
+	if err != nil {
 		return fmt.Errorf("sandbox: the generated config %s is not valid: %w", s.ConfigPath(), err)
+	}
+	if err := checkAgentPaths(&r.Spec); err != nil {
+		return err
+	}
+	if err := s.writeCIPassword(); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(s.StateDir(), 0o700); err != nil {
 		return err
@@ -123,16 +136,31 @@ func (s *Sandbox) EditConfig(fn func(r *v1alpha1.Registry)) error {
 	if err != nil {
 		return err
 	}
+	out, err := editYAML(b, fn)
+	if err != nil {
+		return fmt.Errorf("%w (%s)", err, s.ConfigPath())
+	}
+	if r, err := v1alpha1.Parse(out); err == nil {
+		if err := checkAgentPaths(&r.Spec); err != nil {
+			return err
+		}
+	}
+	return s.WriteConfig(out)
+}
+
+// editYAML decodes a config (without defaults), lets fn change it and
+// encodes the result. Comments are not kept.
+func editYAML(b []byte, fn func(r *v1alpha1.Registry)) ([]byte, error) {
 	r, err := v1alpha1.Decode(b)
 	if err != nil {
-		return fmt.Errorf("sandbox: decode %s: %w", s.ConfigPath(), err)
+		return nil, fmt.Errorf("sandbox: decode the config: %w", err)
 	}
 	fn(r)
 	out, err := yaml.Marshal(r)
 	if err != nil {
-		return fmt.Errorf("sandbox: encode the edited config: %w", err)
+		return nil, fmt.Errorf("sandbox: encode the edited config: %w", err)
 	}
-	return s.WriteConfig(out)
+	return out, nil
 }
 
 // Spec loads the config file as the operator would: defaults applied,

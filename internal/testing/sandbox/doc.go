@@ -61,6 +61,13 @@
 //   - images: Push (skopeo copy of a small generated OCI image from an
 //     agent to docker://<registry address>/<ref>), Pull (skopeo copy from the
 //     registry to an OCI layout on an agent); both return the manifest digest.
+//     PushAs and PullAs do the same with Creds (a user, an authfile on the
+//     agent, or explicitly none); Unauthorized tells a 401 apart.
+//   - auth: EnableAuth (htpasswd with the ci user and pull credentials at
+//     DockerTarGz, DockerConfig and MesosDockerConfig, all in the agents'
+//     private directories; Options.Auth does it from the start),
+//     CIPassword/SetCIPassword, PullCredentials (the user and password in
+//     an agent's config.json).
 //   - waiting: Wait (error naming what was expected, what was found last and
 //     the operator's last 30 log lines), Eventually (the same as a test
 //     failure).

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,10 @@ func (e *CopyError) Unwrap() error { return e.Err }
 // "repository:tag"). TLS is verified as on a real agent: with the CA the
 // trust reconciler put in /etc/docker/certs.d. It returns the manifest digest.
 func (s *Sandbox) Push(ctx context.Context, i int, ref string) (string, error) {
+	return s.push(ctx, i, ref, nil)
+}
+
+func (s *Sandbox) push(ctx context.Context, i int, ref string, flags []string) (string, error) {
 	if !refRE.MatchString(ref) {
 		return "", fmt.Errorf("sandbox: %q is not a repository:tag", ref)
 	}
@@ -51,7 +56,7 @@ func (s *Sandbox) Push(ctx context.Context, i int, ref string) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(layout)
-	if err := s.skopeo(ctx, i, "oci:"+layout+":latest", "docker://"+s.RegistryAddress+"/"+ref); err != nil {
+	if err := s.skopeo(ctx, i, flags, "oci:"+layout+":latest", "docker://"+s.RegistryAddress+"/"+ref); err != nil {
 		return "", err
 	}
 	return digest, nil
@@ -60,6 +65,10 @@ func (s *Sandbox) Push(ctx context.Context, i int, ref string) (string, error) {
 // Pull copies docker://<registry address>/<ref> with skopeo, run inside
 // agent i, into an OCI layout and returns the manifest digest it got.
 func (s *Sandbox) Pull(ctx context.Context, i int, ref string) (string, error) {
+	return s.pull(ctx, i, ref, nil)
+}
+
+func (s *Sandbox) pull(ctx context.Context, i int, ref string, flags []string) (string, error) {
 	if !refRE.MatchString(ref) {
 		return "", fmt.Errorf("sandbox: %q is not a repository:tag", ref)
 	}
@@ -68,7 +77,7 @@ func (s *Sandbox) Pull(ctx context.Context, i int, ref string) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(layout)
-	if err := s.skopeo(ctx, i, "docker://"+s.RegistryAddress+"/"+ref, "oci:"+layout+":pulled"); err != nil {
+	if err := s.skopeo(ctx, i, flags, "docker://"+s.RegistryAddress+"/"+ref, "oci:"+layout+":pulled"); err != nil {
 		return "", err
 	}
 	b, err := os.ReadFile(filepath.Join(layout, "index.json"))
@@ -86,7 +95,9 @@ func (s *Sandbox) Pull(ctx context.Context, i int, ref string) (string, error) {
 	return idx.Manifests[0].Digest, nil
 }
 
-func (s *Sandbox) skopeo(ctx context.Context, i int, src, dst string) error {
+// skopeo copies src to dst inside agent i; flags (credentials) go before
+// the two.
+func (s *Sandbox) skopeo(ctx context.Context, i int, flags []string, src, dst string) error {
 	h := s.Agent(i)
 	if h == nil {
 		return fmt.Errorf("sandbox: no agent %d", i)
@@ -99,10 +110,10 @@ func (s *Sandbox) skopeo(ctx context.Context, i int, src, dst string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	args := []string{"--policy", policy, "copy", "--retry-times", "0", src, dst}
+	args := append(append([]string{"--policy", policy, "copy", "--retry-times", "0"}, flags...), src, dst)
 	out, err := h.Command(ctx, "skopeo", args...).CombinedOutput()
 	if err != nil {
-		return &CopyError{Agent: i, Args: args, Output: string(out), Err: err}
+		return &CopyError{Agent: i, Args: redactCreds(args), Output: string(out), Err: err}
 	}
 	return nil
 }
@@ -164,4 +175,17 @@ func WriteOCIImage(dir, tag, body string) (string, error) {
 		return "", err
 	}
 	return manDigest, os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+}
+
+// redactCreds hides the password of --src-creds/--dest-creds user:password
+// in an error message.
+func redactCreds(args []string) []string {
+	out := slices.Clone(args)
+	for i := 1; i < len(out); i++ {
+		if strings.HasSuffix(out[i-1], "-creds") {
+			user, _, _ := strings.Cut(out[i], ":")
+			out[i] = user + ":<redacted>"
+		}
+	}
+	return out
 }

@@ -65,6 +65,9 @@ type Options struct {
 	CheckInterval time.Duration
 	// Edit changes the generated config before the operator first reads it.
 	Edit func(yaml []byte) ([]byte, error)
+	// Auth turns on htpasswd auth and pull credentials in the generated
+	// config (EnableAuth), as config/sandbox.yaml's commented auth block does.
+	Auth bool
 	// HandleSignals closes the sandbox and exits on SIGINT/SIGTERM, so an
 	// interrupted test leaves nothing behind.
 	HandleSignals bool
