@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/registry-operator/registry-operator/internal/testing/zkserver"
+
 	"github.com/go-logr/logr/funcr"
 )
 
@@ -61,7 +63,7 @@ func startChild(t *testing.T, z *zkServer, p string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), childEnv+"="+z.addr()+"|"+p)
-	logs := &syncBuffer{}
+	logs := &zkserver.LogBuffer{}
 	cmd.Stderr = logs
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -1,10 +1,8 @@
 package leader
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,27 +29,10 @@ func freePort(t *testing.T) int { t.Helper(); return zkserver.FreePort(t) }
 
 func tail(s string, n int) string { return zkserver.Tail(s, n) }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // testLog collects log lines (goroutines of the ZooKeeper client may log
 // after a test ends, which t.Log does not allow) and shows them on failure.
 func testLog(t *testing.T) logr.Logger {
-	buf := &syncBuffer{}
+	buf := &zkserver.LogBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log:\n%s", tail(buf.String(), 12000))

@@ -31,7 +31,7 @@ type Server struct {
 	java string
 	dir  string
 	port int
-	log  *syncBuffer
+	log  *LogBuffer
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -59,7 +59,7 @@ func New(t *testing.T, port int) *Server {
 		t.Skip("needs java for ZooKeeper: apt-get install -y default-jre-headless")
 	}
 	dir := t.TempDir()
-	s := &Server{t: t, java: java, dir: dir, port: port, log: &syncBuffer{}}
+	s := &Server{t: t, java: java, dir: dir, port: port, log: &LogBuffer{}}
 	// tickTime 500 ms lets sessions be as short as 1 s and expire on time.
 	cfg := fmt.Sprintf("tickTime=500\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"+
 		"maxClientCnxns=0\nadmin.enableServer=false\n4lw.commands.whitelist=ruok\n", filepath.Join(dir, "data"), port)
@@ -151,18 +151,20 @@ func Tail(s string, n int) string {
 	return s
 }
 
-type syncBuffer struct {
+// LogBuffer collects a process's output (written from its goroutines) for a
+// failure message.
+type LogBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *LogBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *LogBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
