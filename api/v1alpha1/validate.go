@@ -78,6 +78,7 @@ func Validate(r *Registry) FieldErrors {
 	v.leader(s.LeaderElection, s.TLS)
 	v.auth(s)
 	v.maintenance(s)
+	v.mirror(s)
 	return v.errs
 }
 
