@@ -436,3 +436,23 @@ func TestCertificatesGenerationKeepsGrowingAfterRegeneratedStateFile(t *testing.
 		t.Fatalf("generation after regenerating state.json: %d, want 3", g)
 	}
 }
+
+func TestCertificatesMirrorAddressJoinsSANs(t *testing.T) {
+	e := newCertEnv(t, nil)
+	e.reconcile()
+	if s := strings.Join(e.store.PKI().Server.IPAddresses, ","); strings.Contains(s, "10.0.0.9") {
+		t.Fatalf("no mirror yet, but its address is a SAN: %s", s)
+	}
+	next := *e.spec
+	next.Mirror = &v1alpha1.MirrorSpec{Address: "10.0.0.9:5001"}
+	e.spec = &next
+	e.reconcile()
+	p := e.store.PKI()
+	if p.Generation != 2 || !strings.Contains(strings.Join(p.Server.IPAddresses, ","), "10.0.0.9") {
+		t.Fatalf("the mirror's address is not in the reissued certificate: %+v", p.Server)
+	}
+	e.reconcile()
+	if e.store.PKI().Generation != 2 {
+		t.Fatal("an unchanged mirror address must not reissue again")
+	}
+}
