@@ -54,3 +54,12 @@ func (s *Spec) DockerMirrorURL() string {
 	}
 	return ""
 }
+
+// AppSpec is the mirror's Marathon app in the registry app's terms, so one
+// builder and one reconciler serve both. It has no HTTP secret file, env
+// or labels of its own: everything it runs with is in its config file.
+func (m *MirrorSpec) AppSpec() *AppSpec {
+	return &AppSpec{Enabled: m.Enabled, ID: m.ID, Image: m.Image, Instances: m.Instances, CPUs: m.CPUs, Mem: m.Mem,
+		Constraints: m.Constraints, ContainerPort: m.ContainerPort, VIP: m.VIP, CertsHostPath: m.CertsHostPath,
+		DataHostPath: m.DataHostPath}
+}
