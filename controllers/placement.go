@@ -135,10 +135,12 @@ func (p *Placement) placeFor(ctx context.Context, c nodes.Conn, spec *v1alpha1.S
 		if t.app.enabled {
 			o.detail = joinDetail(o.detail, "not a candidate agent for the "+t.app.kind+" app (hostname constraints)")
 		}
-		if err := removePlaced(ctx, c, dir, o); err != nil {
+		// The config files first: removePlaced takes the marker that
+		// says they are the operator's.
+		if err := removePlacedRegistryFiles(ctx, c, dir, o); err != nil {
 			return false, err
 		}
-		if err := removePlacedRegistryFiles(ctx, c, dir, o); err != nil {
+		if err := removePlaced(ctx, c, dir, o); err != nil {
 			return false, err
 		}
 		if !o.pendingSince(mark) {
