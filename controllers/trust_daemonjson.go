@@ -60,7 +60,9 @@ func parseDaemonJSON(b []byte) (*daemonJSON, error) {
 }
 
 // addInsecure adds names to insecure-registries, returning those added.
-func (d *daemonJSON) addInsecure(names []string) ([]string, error) { return d.addTo(insecureKey, names) }
+func (d *daemonJSON) addInsecure(names []string) ([]string, error) {
+	return d.addTo(insecureKey, names)
+}
 
 // removeInsecure takes names out of insecure-registries, returning those
 // removed; every other entry, and the key itself, stay.
