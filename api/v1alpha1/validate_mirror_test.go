@@ -109,3 +109,24 @@ func TestMirrorRedacted(t *testing.T) {
 		t.Error("Redact must copy, not change the spec")
 	}
 }
+
+func TestMirrorMakesAllowDockerRestartMatter(t *testing.T) {
+	r := sample(t)
+	Default(r)
+	r.Spec.Trust.AllowDockerRestart = true
+	has := func(sub string) bool {
+		for _, w := range Warnings(r) {
+			if strings.Contains(w, sub) {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("has no effect") {
+		t.Fatal("without insecure mode or a mirror, allowDockerRestart has no effect")
+	}
+	withMirror(r, MirrorSpec{Address: "10.0.0.5:5001"})
+	if has("has no effect") || !has("live-restore") {
+		t.Errorf("with the mirror in registry-mirrors it restarts dockerd: %q", Warnings(r))
+	}
+}
