@@ -2,6 +2,7 @@ package registryconfig
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,5 +91,36 @@ func TestProxyRenderedAndRedacted(t *testing.T) {
 		} else if strings.Contains(err.Error(), "u:p@") {
 			t.Errorf("%s: the error shows user info: %v", name, err)
 		}
+	}
+}
+
+// A running mirror whose upstream goes down still answers GET /v2/
+// itself: the app reconciler's probe of the mirror sees an upstream
+// outage as no reason to restart it. (docker-registry 2.8 does ping the
+// upstream when it starts and exits if it cannot reach it: docs/mirror.md.)
+func TestRealMirrorAnswersV2WithUpstreamDown(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+		if r.URL.Path == "/v2/" {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer upstream.Close()
+	dir := t.TempDir()
+	tlsFiles := registrytest.WriteTLS(t, dir)
+	addr := registrytest.FreeAddr(t)
+	c := Config{Storage: Storage{RootDirectory: filepath.Join(dir, "mirror")},
+		HTTP:  HTTP{Addr: addr, Secret: "mirror-secret", TLS: &TLS{Certificate: tlsFiles.Cert, Key: tlsFiles.Key}},
+		Proxy: &Proxy{RemoteURL: upstream.URL}}
+	registrytest.Start(t, writeConfig(t, dir, "mirror.yml", c), addr)
+	upstream.CloseClientConnections()
+	upstream.Close()
+	if resp, body := send(t, tlsFiles.Client(), http.MethodGet, "https://"+addr+"/v2/", "", "", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v2/ with the upstream down: %s %s", resp.Status, body)
+	}
+	if resp, _ := send(t, tlsFiles.Client(), http.MethodGet, "https://"+addr+"/v2/library/x/manifests/1", "", "", nil); resp.StatusCode == http.StatusOK {
+		t.Fatal("a manifest pull cannot succeed with the upstream down")
 	}
 }
