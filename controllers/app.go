@@ -100,7 +100,7 @@ func NewApp(d Deps, opts AppOptions) *AppReconciler {
 }
 
 // AppKeys lists the app ids the spec names: the registry app and, when
-// enabled, the UI app.
+// enabled, the UI app and the pull-through mirror.
 func AppKeys(s *v1alpha1.Spec) []string {
 	var keys []string
 	if s.AppEnabled() {
@@ -108,6 +108,9 @@ func AppKeys(s *v1alpha1.Spec) []string {
 	}
 	if s.UIEnabled() && s.UI.ID != "" {
 		keys = append(keys, s.UI.ID)
+	}
+	if s.MirrorEnabled() {
+		keys = append(keys, s.Mirror.ID)
 	}
 	return keys
 }
@@ -204,8 +207,10 @@ func (r *AppReconciler) reconcileExisting(ctx context.Context, p *pass, cur *mar
 		p.st.InSync = false
 		return r.recordRequeue(p, nil)
 	}
-	if key := p.spec.App; key != nil && p.key == key.ID && p.spec.TLSEnabled() {
-		return r.rotate(ctx, p, cur)
+	if a, ok := servedAppFor(p.spec, p.key); ok && p.spec.TLSEnabled() {
+		return r.rotate(ctx, p, cur, a)
+	} else if key := p.spec.App; key != nil && p.key == key.ID && p.spec.TLSEnabled() {
+		return r.rotate(ctx, p, cur, servedApp{kind: servedRegistry, app: key, endpoint: p.spec.Registry})
 	}
 	return r.record(p, r.healthError(p))
 }
@@ -318,6 +323,13 @@ func (r *AppReconciler) build(spec *v1alpha1.Spec, key string) (*marathon.App, e
 			return nil, err
 		}
 		return marathon.BuildRegistryApp(r.opts.Owner, spec, in)
+	}
+	if a, ok := servedAppFor(spec, key); ok && a.kind == servedMirror {
+		cfg, err := a.render(spec, r.Store, r.opts.ReadFile)
+		if err != nil {
+			return nil, err
+		}
+		return marathon.BuildMirrorApp(r.opts.Owner, spec, cfg.Hash)
 	}
 	return marathon.BuildUIApp(r.opts.Owner, spec)
 }

@@ -51,11 +51,15 @@ func (r *AppReconciler) waitForConfig(p *pass, cur *marathon.AppStatus) (manager
 	// Only the agents the app may run on: where its tasks can start. One
 	// of them unreachable keeps the change waiting (a task started there
 	// would find no file), shown in the diff.
+	a, ok := servedAppFor(p.spec, p.key)
+	if !ok {
+		return manager.Result{}, false, nil // nothing places a config for it
+	}
 	candidate := func(n state.PlacedNode) bool {
-		ok, err := matchHostConstraints(p.spec.App.Constraints, n.Hostname, hostOnly(n.Address))
+		ok, err := matchHostConstraints(a.app.Constraints, n.Hostname, hostOnly(n.Address))
 		return ok || err != nil
 	}
-	view := r.Store.RegistryConfigPlacement()
+	view := a.configPlacement(r.Store)
 	missing := view.Missing(want, candidate)
 	holding := 0
 	for _, n := range view.Nodes {

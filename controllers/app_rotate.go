@@ -24,7 +24,7 @@ import (
 // or Marathon reporting its tasks healthy while the probe still fails. A
 // probe that cannot connect to a task Marathon does not call healthy yet
 // (right after the app was created) waits.
-func (r *AppReconciler) rotate(ctx context.Context, p *pass, cur *marathon.AppStatus) (manager.Result, error) {
+func (r *AppReconciler) rotate(ctx context.Context, p *pass, cur *marathon.AppStatus, a servedApp) (manager.Result, error) {
 	healthErr := r.healthError(p)
 	pki := r.Store.PKI()
 	if !pki.Ready || len(pki.ServerChain) == 0 {
@@ -44,11 +44,17 @@ func (r *AppReconciler) rotate(ctx context.Context, p *pass, cur *marathon.AppSt
 		return r.record(p, healthErr) // tasks are starting: the next pass probes
 	}
 	start := r.Clock.Now()
-	pr := probeRegistry(ctx, r.opts.Dial, p.spec.Registry, pki, endpoints, r.opts.ProbeTimeout)
+	// The mirror is probed the same way, against its own address: TLS and
+	// its own /v2/, which a pull-through cache answers without asking its
+	// upstream, so an upstream outage never restarts it.
+	pr := probeRegistry(ctx, r.opts.Dial, a.endpoint, pki, endpoints, r.opts.ProbeTimeout)
 	pr.Duration, pr.Checked = r.Clock.Since(start), start
-	r.Store.SetProbe(pr.Probe)
-	r.Metrics.ProbeDuration.Set(pr.Duration.Seconds())
-	r.Metrics.ProbeSuccess.Set(b2f(pr.Success))
+	if a.kind == servedRegistry {
+		// The probe view and gauges are the registry's.
+		r.Store.SetProbe(pr.Probe)
+		r.Metrics.ProbeDuration.Set(pr.Duration.Seconds())
+		r.Metrics.ProbeSuccess.Set(b2f(pr.Success))
+	}
 	p.st.ServedSerial = pr.Serial
 	if pr.Current {
 		p.st.RestartedForGeneration = max(p.st.RestartedForGeneration, pki.Generation)

@@ -285,6 +285,11 @@ func paramsFrom(spec *v1alpha1.Spec) (pki.Params, error) {
 		hosts = append(hosts, r.DNSNames...)
 		hosts = append(hosts, r.IPAddresses...)
 	}
+	if h := spec.MirrorHost(); h != "" {
+		// The mirror serves the same certificate; a changed set of names
+		// reissues it and restarts both apps.
+		hosts = append(hosts, h)
+	}
 	names, err := pki.NewSANs(hosts...)
 	if err != nil {
 		return pki.Params{}, fmt.Errorf("registry: %w", err)

@@ -49,20 +49,27 @@ func (g *gates) BundleDistributed(bundle []byte, since time.Time) (bool, string)
 		hash[:12], strings.Join(shown, ", "))
 }
 
-// OldServerRetired: the registry app must have been restarted for the
-// generation that serves the new CA's certificate. When the operator does
+// OldServerRetired: the registry app (and the mirror, which serves the same
+// certificate) must have been restarted for the generation that serves the
+// new CA's certificate. When the operator does
 // not manage the app it cannot know, and the old CA stays trusted until the
 // old certificate expires.
 func (g *gates) OldServerRetired(gen int64, _ time.Time) (bool, string) {
 	if !g.spec.AppEnabled() {
 		return false, "the registry app is not managed here, so the old CA stays trusted until the old server certificate expires"
 	}
-	a := g.store.AppPlacement(g.spec.App.ID)
-	if !a.Observed {
-		return false, fmt.Sprintf("app %s has not been observed yet", g.spec.App.ID)
+	ids := []string{g.spec.App.ID}
+	if g.spec.MirrorEnabled() {
+		ids = append(ids, g.spec.Mirror.ID) // it serves the same certificate
 	}
-	if a.RestartedForGeneration < gen {
-		return false, fmt.Sprintf("app %s has not been restarted for certificate generation %d yet", g.spec.App.ID, gen)
+	for _, id := range ids {
+		a := g.store.AppPlacement(id)
+		if !a.Observed {
+			return false, fmt.Sprintf("app %s has not been observed yet", id)
+		}
+		if a.RestartedForGeneration < gen {
+			return false, fmt.Sprintf("app %s has not been restarted for certificate generation %d yet", id, gen)
+		}
 	}
 	return true, ""
 }

@@ -436,3 +436,46 @@ func TestCertificatesGenerationKeepsGrowingAfterRegeneratedStateFile(t *testing.
 		t.Fatalf("generation after regenerating state.json: %d, want 3", g)
 	}
 }
+
+func TestCertificatesMirrorAddressJoinsSANs(t *testing.T) {
+	e := newCertEnv(t, nil)
+	e.reconcile()
+	if s := strings.Join(e.store.PKI().Server.IPAddresses, ","); strings.Contains(s, "10.0.0.9") {
+		t.Fatalf("no mirror yet, but its address is a SAN: %s", s)
+	}
+	next := *e.spec
+	next.Mirror = &v1alpha1.MirrorSpec{Address: "10.0.0.9:5001"}
+	e.spec = &next
+	e.reconcile()
+	p := e.store.PKI()
+	if p.Generation != 2 || !strings.Contains(strings.Join(p.Server.IPAddresses, ","), "10.0.0.9") {
+		t.Fatalf("the mirror's address is not in the reissued certificate: %+v", p.Server)
+	}
+	e.reconcile()
+	if e.store.PKI().Generation != 2 {
+		t.Fatal("an unchanged mirror address must not reissue again")
+	}
+}
+
+// The old CA is retired only once the mirror, which serves the same
+// certificate, was restarted for the new generation too.
+func TestOldServerRetiredWaitsForTheMirror(t *testing.T) {
+	e := newCertEnv(t, nil)
+	spec := *e.spec
+	spec.Marathon = &v1alpha1.MarathonSpec{URLs: []string{"http://127.0.0.1:1"}}
+	spec.App = &v1alpha1.AppSpec{ID: "/registry"}
+	spec.Mirror = &v1alpha1.MirrorSpec{ID: "/registry-mirror", Address: "10.0.0.9:5001"}
+	g := &gates{spec: &spec, store: e.store}
+	e.store.SetApp(state.App{ID: "/registry", RestartedForGeneration: 3})
+	if ok, why := g.OldServerRetired(3, time.Time{}); ok || !strings.Contains(why, "/registry-mirror") {
+		t.Fatalf("mirror not observed: %v %q", ok, why)
+	}
+	e.store.SetApp(state.App{ID: "/registry-mirror", RestartedForGeneration: 2})
+	if ok, why := g.OldServerRetired(3, time.Time{}); ok || !strings.Contains(why, "generation 3") {
+		t.Fatalf("mirror on the old generation: %v %q", ok, why)
+	}
+	e.store.SetApp(state.App{ID: "/registry-mirror", RestartedForGeneration: 3})
+	if ok, why := g.OldServerRetired(3, time.Time{}); !ok {
+		t.Fatalf("both restarted: %q", why)
+	}
+}

@@ -56,72 +56,40 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 	if !ok {
 		return manager.Result{}, nil
 	}
-	match, err := matchHostConstraints(spec.App.Constraints, node.Hostname, hostOnly(node.Address))
-	if err != nil {
-		return manager.Result{}, manager.TerminalError(err)
-	}
-	byAddress, _ := matchHostConstraints(spec.App.Constraints, "", hostOnly(node.Address)) // same regexps: no error
 	pk := p.Store.PKI()
 	if len(pk.ServerChain) == 0 || len(pk.ServerKey) == 0 {
 		return manager.Result{}, nil // the PKI topic triggers a pass once there is a certificate
 	}
-	dir := spec.App.CertsHostPath
-	firstUse := false
-	files := &registryFiles{}
-	files.config, files.configErr = renderRegistryConfig(spec, pk, p.Store.RegistryMaintenance(), p.readFile)
+	targets, err := p.targets(spec, node)
+	if err != nil {
+		return manager.Result{}, manager.TerminalError(err)
+	}
 	defer func() {
-		p.Store.SetRegistryConfigPlaced(key, files.placed)
-		p.Store.SetHtpasswdHeld(key, files.held)
+		for _, t := range targets {
+			t.app.setConfigPlaced(p.Store, key, t.files.placed)
+			if t.app.kind == servedRegistry {
+				p.Store.SetHtpasswdHeld(key, t.files.held)
+			}
+		}
 	}()
+	firstUse := false
 	res, err := p.nodePass(ctx, reconciler.Placement, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
 		o.want = pk.ServerHash
-		if !match {
-			o.detail = "not a candidate agent for the registry app (hostname constraints)"
-			files.held.NeedsNone = true
-			if err := removePlaced(ctx, c, dir, o); err != nil {
+		anyMatch := false
+		for _, t := range targets {
+			anyMatch = anyMatch || t.match
+			fu, err := p.placeFor(ctx, c, spec, node, pk, t, o)
+			if err != nil {
 				return err
 			}
-			if err := removePlacedRegistryFiles(ctx, c, dir, o); err != nil {
-				return err
-			}
-			if !o.isPending() {
-				files.placed = files.config.Hash // needs none
-			}
-			if !o.isPending() {
-				o.carried = pk.ServerHash // nothing to carry here
-			}
-			return nil
-		}
-		if why := uncertainIdentity(c, node, byAddress); why != "" {
-			// Not placed, and nothing placed earlier is removed: the
-			// agent may well be a candidate; it only has not proven it.
-			o.pending = true
-			o.detail = "identity not certain: " + why
-			firstUse = nodes.AcceptedOnFirstUse(c)
-			// Without the key here the registry cannot serve from this
-			// agent, so its htpasswd file holds no rotation back.
-			files.held.NeedsNone = !byAddress
-			return nil
-		}
-		// The marker first: a pass interrupted after it leaves a key the
-		// operator knows it owns (and removes), never an unmanaged one.
-		marker := []byte("registry-operator placed tls.crt and tls.key here; it removes them when this agent stops being a candidate.\n")
-		if _, err := syncFile(ctx, c, path.Join(dir, placedMarker), marker, 0o644, o); err != nil {
-			return err
-		}
-		if _, err := syncFile(ctx, c, path.Join(dir, "tls.key"), pk.ServerKey, 0o600, o); err != nil {
-			return err
-		}
-		if _, err := syncFile(ctx, c, path.Join(dir, "tls.crt"), pk.ServerChain, 0o644, o); err != nil {
-			return err
-		}
-		if err := p.placeRegistryFiles(ctx, c, spec, dir, files, o); err != nil {
-			return err
+			firstUse = firstUse || fu
 		}
 		if !o.isPending() {
-			o.carried = state.Hash(pk.ServerChain)
-			if pk.ServerHash != "" {
-				o.carried = pk.ServerHash
+			// Every served app's directory holds the chain (or needs none):
+			// the CertificatePlacement view covers the mirror too.
+			o.carried = pk.ServerHash
+			if anyMatch && pk.ServerHash == "" {
+				o.carried = state.Hash(pk.ServerChain)
 			}
 		}
 		return nil
@@ -130,6 +98,86 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 		res.RequeueAfter = firstUseRequeue
 	}
 	return res, err
+}
+
+// placeTarget is one served app on one node for one pass.
+type placeTarget struct {
+	app       servedApp
+	match     bool // the node may run the app (hostname constraints)
+	byAddress bool // ... by its address alone
+	files     *registryFiles
+}
+
+// targets matches the node against each served app and renders each
+// config file once for the pass.
+func (p *Placement) targets(spec *v1alpha1.Spec, node state.Node) ([]*placeTarget, error) {
+	var out []*placeTarget
+	for _, a := range servedApps(spec) {
+		t := &placeTarget{app: a, files: &registryFiles{}}
+		if a.enabled {
+			var err error
+			if t.match, err = matchHostConstraints(a.app.Constraints, node.Hostname, hostOnly(node.Address)); err != nil {
+				return nil, err
+			}
+			t.byAddress, _ = matchHostConstraints(a.app.Constraints, "", hostOnly(node.Address)) // same regexps: no error
+			t.files.config, t.files.configErr = a.render(spec, p.Store, p.readFile)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// placeFor keeps one served app's files on the node: its certificate, key
+// and config where the app may run, none (of the operator's) elsewhere.
+// firstUse: the node's host key was accepted on this connection.
+func (p *Placement) placeFor(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, node state.Node, pk state.PKI,
+	t *placeTarget, o *outcome) (firstUse bool, err error) {
+	dir := t.app.app.CertsHostPath
+	mark := o.mark()
+	if !t.match {
+		if t.app.enabled {
+			o.detail = joinDetail(o.detail, "not a candidate agent for the "+t.app.kind+" app (hostname constraints)")
+		}
+		t.files.held.NeedsNone = true
+		// The config files first: removePlaced takes the marker that
+		// says they are the operator's.
+		if err := removePlacedRegistryFiles(ctx, c, dir, o); err != nil {
+			return false, err
+		}
+		if err := removePlaced(ctx, c, dir, o); err != nil {
+			return false, err
+		}
+		if !o.pendingSince(mark) {
+			t.files.placed = t.files.config.Hash // needs none
+		}
+		return false, nil
+	}
+	if why := uncertainIdentity(c, node, t.byAddress, t.app.field); why != "" {
+		// Not placed, and nothing placed earlier is removed: the
+		// agent may well be a candidate; it only has not proven it.
+		o.pending = true
+		o.detail = joinDetail(o.detail, "identity not certain: "+why)
+		// Without the key here the registry cannot serve from this
+		// agent, so its htpasswd file holds no rotation back.
+		t.files.held.NeedsNone = !t.byAddress
+		return nodes.AcceptedOnFirstUse(c), nil
+	}
+	// The marker first: a pass interrupted after it leaves a key the
+	// operator knows it owns (and removes), never an unmanaged one.
+	marker := []byte("registry-operator placed tls.crt and tls.key here; it removes them when this agent stops being a candidate.\n")
+	if _, err := syncFile(ctx, c, path.Join(dir, placedMarker), marker, 0o644, o); err != nil {
+		return false, err
+	}
+	if _, err := syncFile(ctx, c, path.Join(dir, "tls.key"), pk.ServerKey, 0o600, o); err != nil {
+		return false, err
+	}
+	if _, err := syncFile(ctx, c, path.Join(dir, "tls.crt"), pk.ServerChain, 0o644, o); err != nil {
+		return false, err
+	}
+	if t.app.kind == servedMirror {
+		return false, placeMirrorFiles(ctx, c, dir, t.files, mark, o)
+	}
+	return false, p.placeRegistryFiles(ctx, c, spec, dir, t.files, o)
 }
 
 // firstUseRequeue is how soon placement looks again at an agent whose
@@ -144,13 +192,13 @@ const firstUseRequeue = 5 * time.Second
 // can set to anything. So the key goes only where the hostname constraints
 // hold for the address alone (byAddress), and only over a connection whose
 // host key was on record before it was made.
-func uncertainIdentity(c nodes.Conn, node state.Node, byAddress bool) string {
+func uncertainIdentity(c nodes.Conn, node state.Node, byAddress bool, field string) string {
 	ip := hostOnly(node.Address)
 	switch {
 	case !byAddress:
-		return fmt.Sprintf("matches app.constraints only by the hostname it reports (%s), not by its address %s; "+
+		return fmt.Sprintf("matches %s only by the hostname it reports (%s), not by its address %s; "+
 			"the key is placed only where the address matches: list the address in the hostname constraint too "+
-			"(for example LIKE %s|%s)", node.Hostname, ip, node.Hostname, regexp.QuoteMeta(ip))
+			"(for example LIKE %s|%s)", field, node.Hostname, ip, node.Hostname, regexp.QuoteMeta(ip))
 	case nodes.AcceptedOnFirstUse(c):
 		return "host key accepted on first use (hostKeyPolicy acceptNew); placed on the next pass once the key is on record"
 	}

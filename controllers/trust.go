@@ -82,9 +82,9 @@ func (t *Trust) Reconcile(ctx context.Context, key string) (manager.Result, erro
 		// Nothing to distribute yet; the PKI topic triggers the next pass.
 		return t.record(key, spec, "waiting for the certificate reconciler to publish a CA bundle")
 	}
-	names, err := v1alpha1.RegistryDirNames(spec.Registry.Address)
+	names, err := trustedDirNames(spec)
 	if err != nil {
-		return manager.Result{}, manager.TerminalError(fmt.Errorf("registry.address: %w", err))
+		return manager.Result{}, manager.TerminalError(err)
 	}
 	w := &trustWant{bundle: pki.Bundle, hash: state.Hash(pki.Bundle), names: names}
 	var outs []trustOutput
@@ -131,6 +131,23 @@ func (t *Trust) Reconcile(ctx context.Context, key string) (manager.Result, erro
 		res.RequeueAfter = restartWaitRequeue
 	}
 	return res, err
+}
+
+// trustedDirNames are the certs.d names of every endpoint that serves the
+// CA's certificate: the registry and, when enabled, the mirror.
+func trustedDirNames(spec *v1alpha1.Spec) ([]string, error) {
+	names, err := v1alpha1.RegistryDirNames(spec.Registry.Address)
+	if err != nil {
+		return nil, fmt.Errorf("registry.address: %w", err)
+	}
+	if a := spec.MirrorAddress(); a != "" {
+		more, err := v1alpha1.RegistryDirNames(a)
+		if err != nil {
+			return nil, fmt.Errorf("mirror.address: %w", err)
+		}
+		names = append(names, more...)
+	}
+	return names, nil
 }
 
 // record stores a concern for a node without contacting it.

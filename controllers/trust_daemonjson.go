@@ -61,13 +61,33 @@ func parseDaemonJSON(b []byte) (*daemonJSON, error) {
 
 // addInsecure adds names to insecure-registries, returning those added.
 func (d *daemonJSON) addInsecure(names []string) ([]string, error) {
+	return d.addTo(insecureKey, names)
+}
+
+// removeInsecure takes names out of insecure-registries, returning those
+// removed; every other entry, and the key itself, stay.
+func (d *daemonJSON) removeInsecure(names []string) ([]string, error) {
+	return d.removeFrom(insecureKey, names)
+}
+
+// list reads the list of strings under key (nil when absent).
+func (d *daemonJSON) list(key string) ([]string, bool, error) {
+	raw, ok := d.values[key]
+	if !ok {
+		return nil, false, nil
+	}
 	var list []string
-	if raw, ok := d.values[insecureKey]; ok {
-		if err := json.Unmarshal(raw, &list); err != nil || list == nil && string(bytes.TrimSpace(raw)) != "null" {
-			return nil, fmt.Errorf("%q is not a list of strings", insecureKey)
-		}
-	} else {
-		d.keys = append(d.keys, insecureKey)
+	if err := json.Unmarshal(raw, &list); err != nil || list == nil && string(bytes.TrimSpace(raw)) != "null" {
+		return nil, true, fmt.Errorf("%q is not a list of strings", key)
+	}
+	return list, true, nil
+}
+
+// addTo adds names to the list under key, returning those added.
+func (d *daemonJSON) addTo(key string, names []string) ([]string, error) {
+	list, ok, err := d.list(key)
+	if err != nil {
+		return nil, err
 	}
 	var added []string
 	for _, n := range names {
@@ -76,23 +96,26 @@ func (d *daemonJSON) addInsecure(names []string) ([]string, error) {
 			added = append(added, n)
 		}
 	}
-	if len(added) > 0 {
-		raw, _ := json.Marshal(list)
-		d.values[insecureKey] = raw
+	if len(added) == 0 {
+		return nil, nil // an absent key stays absent
 	}
+	if !ok {
+		d.keys = append(d.keys, key)
+	}
+	raw, _ := json.Marshal(list)
+	d.values[key] = raw
 	return added, nil
 }
 
-// removeInsecure takes names out of insecure-registries, returning those
+// removeFrom takes names out of the list under key, returning those
 // removed; every other entry, and the key itself, stay.
-func (d *daemonJSON) removeInsecure(names []string) ([]string, error) {
-	raw, ok := d.values[insecureKey]
-	if !ok || len(names) == 0 {
+func (d *daemonJSON) removeFrom(key string, names []string) ([]string, error) {
+	if len(names) == 0 {
 		return nil, nil
 	}
-	var list []string
-	if err := json.Unmarshal(raw, &list); err != nil || list == nil && string(bytes.TrimSpace(raw)) != "null" {
-		return nil, fmt.Errorf("%q is not a list of strings", insecureKey)
+	list, ok, err := d.list(key)
+	if err != nil || !ok {
+		return nil, err
 	}
 	var removed []string
 	kept := make([]string, 0, len(list))
@@ -105,7 +128,7 @@ func (d *daemonJSON) removeInsecure(names []string) ([]string, error) {
 	}
 	if len(removed) > 0 {
 		raw, _ := json.Marshal(kept)
-		d.values[insecureKey] = raw
+		d.values[key] = raw
 	}
 	return removed, nil
 }

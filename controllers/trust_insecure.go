@@ -25,7 +25,11 @@ const (
 	dockerRestartMarker = "/etc/docker/.registry-operator-restart"
 	// insecureOwnedFile lists the insecure-registries entries the operator
 	// added, so that it removes only those when they are no longer wanted.
-	insecureOwnedFile    = "/etc/docker/.registry-operator-insecure-registries"
+	insecureOwnedFile = "/etc/docker/.registry-operator-insecure-registries"
+	// mirrorsKey and mirrorsOwnedFile: the same for the pull-through
+	// mirror's entry in registry-mirrors (spec.mirror.dockerRegistryMirrors).
+	mirrorsKey           = "registry-mirrors"
+	mirrorsOwnedFile     = "/etc/docker/.registry-operator-registry-mirrors"
 	dockerPIDFile        = "/var/run/docker.pid"
 	bootIDFile           = "/proc/sys/kernel/random/boot_id"
 	restartWaitRequeue   = 30 * time.Second
@@ -91,13 +95,24 @@ func (t *Trust) syncInsecureDocker(ctx context.Context, c nodes.Conn, spec *v1al
 // insecure: the names the operator added to insecure-registries leave it
 // (nothing else in daemon.json changes), with the same restart rules. It
 // reports whether the node is waiting for other agents to restart first.
+//
+// The mirror's registry-mirrors entry is kept in the same pass, so one
+// dockerd restart applies both.
 func (t *Trust) leaveInsecureDocker(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) (bool, error) {
-	t.restarts.about("")
+	var mirrors []string
+	if u := spec.DockerMirrorURL(); u != "" && slices.Contains(spec.Trust.Runtimes, v1alpha1.RuntimeDocker) {
+		mirrors = []string{u}
+	}
+	t.restarts.about(strings.Join(mirrors, ","))
 	owed, err := editInsecureRegistries(ctx, c, nil, o)
 	if err != nil {
 		return false, err
 	}
-	return t.applyDockerRestart(ctx, c, spec, owed, o)
+	owedMirror, err := editDaemonList(ctx, c, mirrorsList, mirrors, o)
+	if err != nil {
+		return false, err
+	}
+	return t.applyDockerRestart(ctx, c, spec, owed || owedMirror, o)
 }
 
 // editInsecureRegistries makes insecure-registries in daemon.json hold
@@ -105,7 +120,30 @@ func (t *Trust) leaveInsecureDocker(ctx context.Context, c nodes.Conn, spec *v1a
 // only those still wanted; entries anyone else added stay. It reports
 // whether a dockerd restart is owed for the file, now or from before.
 func editInsecureRegistries(ctx context.Context, c nodes.Conn, want []string, o *outcome) (bool, error) {
-	owned, err := readOwnedInsecure(ctx, c)
+	return editDaemonList(ctx, c, insecureList, want, o)
+}
+
+// daemonList is one list in daemon.json the operator keeps entries in,
+// with the file that records which entries it added.
+type daemonList struct {
+	key, ownedFile string
+	// why an entry the operator added leaves the list.
+	why string
+}
+
+var (
+	insecureList = daemonList{key: insecureKey, ownedFile: insecureOwnedFile,
+		why: "tls.mode is no longer insecure, or registry.address changed"}
+	mirrorsList = daemonList{key: mirrorsKey, ownedFile: mirrorsOwnedFile,
+		why: "spec.mirror is off, or its address changed"}
+)
+
+// editDaemonList makes the list l in daemon.json hold want, and of the
+// entries the operator added earlier (l.ownedFile) only those still
+// wanted; entries anyone else added stay. It reports whether a dockerd
+// restart is owed for the file, now or from before.
+func editDaemonList(ctx context.Context, c nodes.Conn, l daemonList, want []string, o *outcome) (bool, error) {
+	owned, err := readOwned(ctx, c, l.ownedFile)
 	if err != nil {
 		return false, err
 	}
@@ -123,7 +161,7 @@ func editInsecureRegistries(ctx context.Context, c nodes.Conn, want []string, o 
 	d, err := parseDaemonJSON(have)
 	if err != nil {
 		return false, fmt.Errorf("%s does not parse (%v); it is left untouched: fix it by hand so the operator can manage %s in it",
-			DockerDaemonJSON, err, insecureKey)
+			DockerDaemonJSON, err, l.key)
 	}
 	var stale []string
 	for _, n := range owned {
@@ -131,11 +169,11 @@ func editInsecureRegistries(ctx context.Context, c nodes.Conn, want []string, o 
 			stale = append(stale, n)
 		}
 	}
-	removed, err := d.removeInsecure(stale)
+	removed, err := d.removeFrom(l.key, stale)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w; it is left untouched: fix it by hand", DockerDaemonJSON, err)
 	}
-	added, err := d.addInsecure(want)
+	added, err := d.addTo(l.key, want)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w; it is left untouched: fix it by hand", DockerDaemonJSON, err)
 	}
@@ -146,24 +184,24 @@ func editInsecureRegistries(ctx context.Context, c nodes.Conn, want []string, o 
 	keep := slices.DeleteFunc(slices.Clone(owned), func(n string) bool { return slices.Contains(stale, n) })
 	ownedAfter := append(keep, added...)
 	if len(added) > 0 {
-		if err := writeOwnedInsecure(ctx, c, ownedAfter); err != nil {
+		if err := writeOwned(ctx, c, l.ownedFile, ownedAfter); err != nil {
 			return false, err
 		}
 	}
 	if len(added)+len(removed) == 0 {
 		if len(stale) > 0 { // owned names someone removed by hand: forget them
-			if err := writeOwnedInsecure(ctx, c, ownedAfter); err != nil {
+			if err := writeOwned(ctx, c, l.ownedFile, ownedAfter); err != nil {
 				return false, err
 			}
 		}
 		return restartOwed(ctx, c)
 	}
 	if len(added) > 0 {
-		o.changes = append(o.changes, fmt.Sprintf("add %s to %s in %s", strings.Join(added, ", "), insecureKey, DockerDaemonJSON))
+		o.changes = append(o.changes, fmt.Sprintf("add %s to %s in %s", strings.Join(added, ", "), l.key, DockerDaemonJSON))
 	}
 	if len(removed) > 0 {
-		o.changes = append(o.changes, fmt.Sprintf("remove %s from %s in %s (tls.mode is no longer insecure, or registry.address changed)",
-			strings.Join(removed, ", "), insecureKey, DockerDaemonJSON))
+		o.changes = append(o.changes, fmt.Sprintf("remove %s from %s in %s (%s)",
+			strings.Join(removed, ", "), l.key, DockerDaemonJSON, l.why))
 	}
 	id, err := dockerdIdentity(ctx, c)
 	if err != nil {
@@ -173,7 +211,7 @@ func editInsecureRegistries(ctx context.Context, c nodes.Conn, want []string, o 
 		return false, err
 	}
 	if len(stale) > 0 {
-		if err := writeOwnedInsecure(ctx, c, ownedAfter); err != nil {
+		if err := writeOwned(ctx, c, l.ownedFile, ownedAfter); err != nil {
 			return false, err
 		}
 	}
@@ -186,10 +224,9 @@ func editInsecureRegistries(ctx context.Context, c nodes.Conn, want []string, o 
 	return true, nil
 }
 
-// readOwnedInsecure returns the insecure-registries entries the operator
-// added on this node, one per line in insecureOwnedFile.
-func readOwnedInsecure(ctx context.Context, c nodes.Conn) ([]string, error) {
-	b, _, err := c.ReadFile(ctx, insecureOwnedFile)
+// readOwned returns the entries the operator added, one per line in file.
+func readOwned(ctx context.Context, c nodes.Conn, file string) ([]string, error) {
+	b, _, err := c.ReadFile(ctx, file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -199,16 +236,16 @@ func readOwnedInsecure(ctx context.Context, c nodes.Conn) ([]string, error) {
 	return strings.Fields(string(b)), nil
 }
 
-// writeOwnedInsecure records names as the entries the operator added; no
-// names removes the record.
-func writeOwnedInsecure(ctx context.Context, c nodes.Conn, names []string) error {
+// writeOwned records names as the entries the operator added; no names
+// removes the record.
+func writeOwned(ctx context.Context, c nodes.Conn, file string, names []string) error {
 	if len(names) == 0 {
-		if err := c.Remove(ctx, insecureOwnedFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := c.Remove(ctx, file); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		return nil
 	}
-	return c.WriteFile(ctx, insecureOwnedFile, []byte(strings.Join(names, "\n")+"\n"), 0o644)
+	return c.WriteFile(ctx, file, []byte(strings.Join(names, "\n")+"\n"), 0o644)
 }
 
 // applyDockerRestart restarts dockerd when a change to daemon.json waits
@@ -223,7 +260,7 @@ func (t *Trust) applyDockerRestart(ctx context.Context, c nodes.Conn, spec *v1al
 	}
 	if !spec.Trust.AllowDockerRestart {
 		o.pending = true
-		o.detail = joinDetail(o.detail, "dockerd must be restarted to apply "+insecureKey+" in "+DockerDaemonJSON+
+		o.detail = joinDetail(o.detail, "dockerd must be restarted to apply "+DockerDaemonJSON+
 			" (trust.allowDockerRestart is false: restart it by hand, or allow the operator to, one agent at a time)")
 		return false, nil
 	}
@@ -236,9 +273,9 @@ func (t *Trust) applyDockerRestart(ctx context.Context, c nodes.Conn, spec *v1al
 	// counts as done, so the registry's agents are not held back by it.
 	if err := t.restarts.restart(ctx, c); err != nil && !errors.Is(err, nodes.ErrNotApplied) {
 		o.pending = true
-		return false, fmt.Errorf("restart dockerd to apply %s: %w", insecureKey, err)
+		return false, fmt.Errorf("restart dockerd to apply %s: %w", DockerDaemonJSON, err)
 	}
-	o.changes = append(o.changes, "restart dockerd to apply "+insecureKey)
+	o.changes = append(o.changes, "restart dockerd to apply "+DockerDaemonJSON)
 	if err := c.Remove(ctx, dockerRestartMarker); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, err
 	}

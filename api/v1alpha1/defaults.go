@@ -48,6 +48,10 @@ const (
 	DefaultGCRunner          = RunnerDocker
 	DefaultGCBinaryPath      = "/usr/bin/docker-registry"
 	DefaultWarnUsedRatio     = 0.8
+	DefaultMirrorID          = "/registry-mirror"
+	DefaultMirrorRemoteURL   = "https://registry-1.docker.io"
+	DefaultMirrorCertsHost   = "/etc/privateregistry/mirror-certs"
+	DefaultMirrorDataHost    = "/data/docker-registry-mirror"
 	// MinPullRotation bounds how often the pull password may change: every
 	// change is distributed to every agent.
 	MinPullRotation = time.Minute
@@ -184,11 +188,32 @@ func Default(r *Registry) {
 			m.Storage.WarnUsedRatio = ptr(DefaultWarnUsedRatio)
 		}
 	}
+	if m := s.Mirror; m != nil {
+		defaultMirror(m)
+	}
 	if l := s.LeaderElection; l != nil {
 		setStr(&l.Path, DefaultElectionPath)
 		setDur(&l.SessionTimeout, DefaultSessionTimeout)
 		setStr(&l.StateStore, StateStoreZooKeeper)
 	}
+}
+
+// defaultMirror fills the mirror's unset fields.
+func defaultMirror(m *MirrorSpec) {
+	setBool(&m.Enabled, true)
+	setStr(&m.ID, DefaultMirrorID)
+	setStr(&m.Image, DefaultAppImage)
+	setStr(&m.RemoteURL, DefaultMirrorRemoteURL)
+	if m.Instances == nil {
+		m.Instances = ptr(1)
+	}
+	setFloat(&m.CPUs, DefaultCPUs)
+	setFloat(&m.Mem, DefaultMem)
+	setInt(&m.ContainerPort, DefaultContainerPort)
+	setStr(&m.VIP, m.Address)
+	setStr(&m.CertsHostPath, DefaultMirrorCertsHost)
+	setStr(&m.DataHostPath, DefaultMirrorDataHost)
+	setBool(&m.DockerRegistryMirrors, true)
 }
 
 func ptr[T any](v T) *T { return &v }

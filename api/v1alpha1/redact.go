@@ -44,6 +44,11 @@ func (r *Registry) Redact() *Registry {
 		uc.Env = redactEnv(u.Env)
 		s.UI = &uc
 	}
+	if m := s.Mirror; m != nil {
+		mc := *m
+		mc.RemoteURL = redactURL(m.RemoteURL)
+		s.Mirror = &mc
+	}
 	return &c
 }
 

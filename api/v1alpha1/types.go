@@ -42,6 +42,8 @@ type Spec struct {
 	PullCredentials *PullCredentialsSpec `yaml:"pullCredentials,omitempty" json:"pullCredentials,omitempty"`
 	// Maintenance schedules garbage collection (maintenance.go).
 	Maintenance *MaintenanceSpec `yaml:"maintenance,omitempty" json:"maintenance,omitempty"`
+	// Mirror runs a pull-through cache of an upstream registry (mirror.go).
+	Mirror *MirrorSpec `yaml:"mirror,omitempty" json:"mirror,omitempty"`
 }
 
 // MarathonSpec says how to reach Marathon. Several URLs fail over in order.

@@ -78,6 +78,7 @@ func Validate(r *Registry) FieldErrors {
 	v.leader(s.LeaderElection, s.TLS)
 	v.auth(s)
 	v.maintenance(s)
+	v.mirror(s)
 	return v.errs
 }
 
@@ -98,8 +99,8 @@ func Warnings(r *Registry) []string {
 		w = append(w, "spec.app: enabled but spec.marathon is absent, so the app will not be managed")
 	}
 	if t := s.Trust; t != nil && t.AllowDockerRestart {
-		if s.TLS == nil || s.TLS.Mode != TLSInsecure {
-			w = append(w, "spec.trust.allowDockerRestart: has no effect unless tls.mode is insecure")
+		if (s.TLS == nil || s.TLS.Mode != TLSInsecure) && s.DockerMirrorURL() == "" {
+			w = append(w, "spec.trust.allowDockerRestart: has no effect unless tls.mode is insecure or spec.mirror.dockerRegistryMirrors is on")
 		} else {
 			w = append(w, "spec.trust.allowDockerRestart: restarting dockerd stops its containers unless live-restore is enabled on the agents")
 		}

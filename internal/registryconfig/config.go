@@ -20,6 +20,17 @@ type Config struct {
 	// Health, when set, turns on the storage driver health check, whose
 	// failure makes /v2/ answer 503.
 	Health *Health
+	// Proxy, when set, makes the registry a read-only pull-through cache
+	// of one upstream registry.
+	Proxy *Proxy
+}
+
+// Proxy is the upstream a pull-through cache fetches from. Username and
+// Password are sent to the upstream; both empty: anonymous pulls.
+type Proxy struct {
+	RemoteURL string
+	Username  string
+	Password  secret.Value
 }
 
 // Storage is the filesystem driver and its maintenance.

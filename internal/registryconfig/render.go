@@ -20,6 +20,13 @@ type file struct {
 	HTTP    httpSection    `yaml:"http"`
 	Auth    *authSection   `yaml:"auth,omitempty"`
 	Health  *healthSection `yaml:"health,omitempty"`
+	Proxy   *proxySection  `yaml:"proxy,omitempty"`
+}
+
+type proxySection struct {
+	RemoteURL string `yaml:"remoteurl"`
+	Username  string `yaml:"username,omitempty"`
+	Password  string `yaml:"password,omitempty"`
 }
 
 type logSection struct {
@@ -101,7 +108,7 @@ func Render(c Config) ([]byte, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return marshal(c, c.HTTP.Secret)
+	return marshal(c, c.HTTP.Secret, false)
 }
 
 // Redacted renders c with the HTTP secret replaced by secret.Redacted: the
@@ -110,14 +117,18 @@ func Redacted(c Config) ([]byte, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return marshal(c, secret.Redacted)
+	return marshal(c, secret.Redacted, true)
 }
 
-func marshal(c Config, httpSecret secret.Value) ([]byte, error) {
+func marshal(c Config, httpSecret secret.Value, redact bool) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(build(c, httpSecret)); err != nil {
+	f := build(c, httpSecret)
+	if f.Proxy != nil && redact && f.Proxy.Password != "" {
+		f.Proxy.Password = secret.Redacted
+	}
+	if err := enc.Encode(f); err != nil {
 		return nil, fmt.Errorf("encode registry config: %w", err)
 	}
 	if err := enc.Close(); err != nil {
@@ -141,6 +152,9 @@ func build(c Config, httpSecret secret.Value) file {
 	if h := c.Health; h != nil {
 		f.Health = &healthSection{StorageDriver: storageDriverSection{Enabled: true,
 			Interval: formatDuration(h.Interval), Threshold: h.Threshold}}
+	}
+	if p := c.Proxy; p != nil {
+		f.Proxy = &proxySection{RemoteURL: p.RemoteURL, Username: p.Username, Password: p.Password.Reveal()}
 	}
 	return f
 }

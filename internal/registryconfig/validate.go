@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"path"
 	"slices"
 	"strconv"
@@ -46,6 +47,9 @@ func (c Config) Validate() error {
 		if h.Threshold < 1 {
 			add(fmt.Errorf("health.storagedriver.threshold %d: want at least 1", h.Threshold))
 		}
+	}
+	if p := c.Proxy; p != nil {
+		add(p.validate())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("registry config: %w", err)
@@ -93,6 +97,21 @@ func hostPort(field, addr string) error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return fmt.Errorf("%s %q: port must be a number from 1 to 65535", field, addr)
+	}
+	return nil
+}
+
+func (p Proxy) validate() error {
+	u, err := url.Parse(p.RemoteURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		// Not the URL itself: it may carry user info.
+		return errors.New("proxy.remoteurl: want an http(s) URL without user info")
+	}
+	if (p.Username == "") != p.Password.Empty() {
+		return errors.New("proxy.username and proxy.password: set both or neither")
+	}
+	if strings.ContainsAny(p.Username, "\r\n") {
+		return errors.New("proxy.username: must be one line")
 	}
 	return nil
 }

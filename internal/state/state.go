@@ -141,6 +141,8 @@ type Store struct {
 	pullSecret PullSecret
 	// configPlaced: the RegistryConfigPlacement view (registryconfig.go).
 	configPlaced map[string]string
+	// appConfigPlaced: AppConfigPlacement, by app id (appconfig.go).
+	appConfigPlaced map[string]map[string]string
 	// readOnly and maintenance: the maintenance reconciler's (maintenance.go).
 	readOnly    RegistryMaintenance
 	maintenance Maintenance

@@ -22,7 +22,7 @@ import (
 // Last: it turns auth on for good (a hot reload of the shared sandbox's
 // config, which restarts the registry once on its new config.yml), where a
 // sandbox of its own would cost another cold start.
-func init() { register(12, "auth", auth) }
+func init() { register(13, "auth", auth) }
 
 // auth: with spec.auth and spec.pullCredentials, anonymous pushes and
 // pulls are refused; the ci user pushes; another agent pulls with nothing
