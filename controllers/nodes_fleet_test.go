@@ -30,6 +30,7 @@ import (
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/metrics"
 	"github.com/registry-operator/registry-operator/internal/nodes"
+	"github.com/registry-operator/registry-operator/internal/procstat"
 	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 	"github.com/registry-operator/registry-operator/internal/testing/testfleet"
@@ -432,18 +433,11 @@ func descendants(t *testing.T, root int, comm string) []int {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", en.Name(), "stat"))
+		st, err := procstat.Read(pid)
 		if err != nil {
 			continue
 		}
-		s := string(b)
-		l, r := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if l < 0 || r < l {
-			continue
-		}
-		f := strings.Fields(s[r+2:])
-		parent[pid], _ = strconv.Atoi(f[1])
-		name[pid] = s[l+1 : r]
+		parent[pid], name[pid] = st.PPID, st.Comm
 	}
 	var out []int
 	for pid, n := range name {

@@ -12,6 +12,7 @@ import (
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
 	"github.com/registry-operator/registry-operator/internal/nodes"
+	"github.com/registry-operator/registry-operator/internal/procstat"
 	"github.com/registry-operator/registry-operator/internal/reconciler"
 	"github.com/registry-operator/registry-operator/internal/state"
 )
@@ -328,17 +329,15 @@ func dockerdIdentity(ctx context.Context, c nodes.Conn) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// Field 22, counted after the parenthesised command name.
-	s := string(stat)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 20 {
-		return "", fmt.Errorf("unexpected /proc/%s/stat", pid)
+	st, err := procstat.Parse(stat)
+	if err != nil {
+		return "", fmt.Errorf("dockerd's /proc/%s/stat: %w", pid, err)
 	}
 	boot, _, err := c.ReadFile(ctx, bootIDFile)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", err
 	}
-	return fmt.Sprintf("boot %s pid %s start %s", strings.TrimSpace(string(boot)), pid, f[19]), nil
+	return fmt.Sprintf("boot %s pid %s start %d", strings.TrimSpace(string(boot)), pid, st.StartTime), nil
 }
 
 // isRegistryAgent: the registry runs there (Marathon's task hosts: the app
