@@ -106,10 +106,8 @@ func TestAuthRefused(t *testing.T) {
 			Default(r)
 			tc.mutate(r)
 			errs := Validate(r)
-			for _, e := range errs {
-				if e.Path == tc.path && strings.Contains(e.Reason, tc.reason) {
-					return
-				}
+			if hasFieldError(errs, tc.path, tc.reason) {
+				return
 			}
 			t.Fatalf("want an error at %s containing %q, got:\n%v", tc.path, tc.reason, errs)
 		})

@@ -89,10 +89,8 @@ func TestMirrorRefused(t *testing.T) {
 			Default(r)
 			tc.mutate(r)
 			errs := Validate(r)
-			for _, e := range errs {
-				if e.Path == tc.path && strings.Contains(e.Reason, tc.reason) {
-					return
-				}
+			if hasFieldError(errs, tc.path, tc.reason) {
+				return
 			}
 			t.Errorf("want %s: ...%s..., got %v", tc.path, tc.reason, errs)
 		})

@@ -174,10 +174,8 @@ func TestBadSpecs(t *testing.T) {
 			Default(r)
 			tc.mutate(&r.Spec, r)
 			errs := Validate(r)
-			for _, e := range errs {
-				if e.Path == tc.path && strings.Contains(e.Reason, tc.reason) {
-					return
-				}
+			if hasFieldError(errs, tc.path, tc.reason) {
+				return
 			}
 			t.Fatalf("want an error at %s containing %q, got:\n%v", tc.path, tc.reason, errs)
 		})
@@ -303,4 +301,15 @@ func TestWarnings(t *testing.T) {
 	if len(w) == 0 || !strings.Contains(w[0], "clear text") {
 		t.Fatalf("insecure mode must warn, got %v", w)
 	}
+}
+
+// hasFieldError reports whether errs holds an error at path whose reason
+// contains reason.
+func hasFieldError(errs FieldErrors, path, reason string) bool {
+	for _, e := range errs {
+		if e.Path == path && strings.Contains(e.Reason, reason) {
+			return true
+		}
+	}
+	return false
 }
