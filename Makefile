@@ -36,7 +36,7 @@ plan: build ## Show what the operator would change for CONFIG
 
 ##@ Demo
 .PHONY: demo
-demo: ## As root: 3 agents + Marathon emulator + the operator on this machine, until Ctrl-C (docs/demo.md)
+demo: ## As root: 3 agents + Marathon emulator + the operator on this machine, until Ctrl-C; DEMO_AUTH=1 with access control (docs/demo.md)
 	hack/demo.sh
 
 .PHONY: demo-down
