@@ -31,7 +31,7 @@ hack/install-deps.sh
 # The conntrack sysctl exists only with the module loaded.
 modprobe nf_conntrack 2>/dev/null || true
 
-[ -x bin/registry-operator ] || go build -o bin/registry-operator ./cmd/registry-operator
+go build -o bin/registry-operator ./cmd/registry-operator
 go build -o bin/bench ./hack/cmd/bench
 echo "bench: load before: $(cat /proc/loadavg)"
 exec bin/bench "$@"

@@ -37,6 +37,10 @@ type config struct {
 	only        []string
 	remeasure   bool
 	render      bool
+	// The machine is shared: measuring while other work runs inflates
+	// every contender's CPU and wall time, the fleet's sshd most.
+	quietLoad float64
+	quietWait time.Duration
 }
 
 func envInt(name string, def int) int {
@@ -48,6 +52,20 @@ func envInt(name string, def int) int {
 
 func envStr(name, def string) string {
 	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func envFloat(name string, def float64) float64 {
+	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil {
+		return v
+	}
+	return def
+}
+
+func envDur(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
 		return v
 	}
 	return def
@@ -77,6 +95,8 @@ func parseConfig() (*config, error) {
 	flag.StringVar(&c.operator, "operator", envStr("BENCH_OPERATOR", "bin/registry-operator"), "operator binary (env BENCH_OPERATOR)")
 	flag.StringVar(&only, "only", envStr("BENCH_ONLY", "operator,ansible,ssh-seq,ssh-xargs"), "contenders (env BENCH_ONLY)")
 	flag.BoolVar(&c.remeasure, "remeasure", envBool("BENCH_REMEASURE", false), "re-measure scaling sizes that already have full results (env BENCH_REMEASURE)")
+	flag.Float64Var(&c.quietLoad, "quiet-load", envFloat("BENCH_QUIET_LOAD", 1.0), "wait until the 1-minute load average is at most this before measuring; 0: do not wait (env BENCH_QUIET_LOAD)")
+	flag.DurationVar(&c.quietWait, "quiet-wait", envDur("BENCH_QUIET_WAIT", 10*time.Minute), "longest wait for a quiet machine (env BENCH_QUIET_WAIT)")
 	flag.BoolVar(&c.render, "render", false, "only rewrite benchmarks.md and the plot from benchmarks.json")
 	flag.Parse()
 	var err error
@@ -207,6 +227,9 @@ func run(ctx context.Context, c *config) error {
 		r, err := b.measureSize(ctx, n, i == 0)
 		if err != nil {
 			return fmt.Errorf("fleet size %d: %w", n, err)
+		}
+		if i == 0 {
+			r.carryFrom(results.Runs[strconv.Itoa(n)])
 		}
 		results.Runs[strconv.Itoa(n)] = r
 		// Saved after every size so a long run that fails late keeps its results.

@@ -67,9 +67,12 @@ sequential loop) once; BENCH_ONLY=operator,ssh-seq,ssh-xargs leaves it out.
 Other knobs (environment): BENCH_REPS (3), BENCH_SLOW_REPS (repetitions of Ansible
 and the sequential loop; default BENCH_REPS up to 100 nodes, 1 above),
 BENCH_ANSIBLE_WARM (auto: up to 100 nodes), BENCH_STEADY (3m), BENCH_INTERVAL (30s),
-BENCH_ONLY (operator,ansible,ssh-seq,ssh-xargs), BENCH_OUT (docs). Results of other
-sizes already in benchmarks.json are kept, so runs at 100 and 1000 nodes build
-one report. Operator profiles: set REGISTRY_OPERATOR_CPUPROFILE,
+BENCH_ONLY (operator,ansible,ssh-seq,ssh-xargs), BENCH_OUT (docs), BENCH_QUIET_LOAD
+(1.0: wait until the 1-minute load average is at most this before measuring; 0 does
+not wait) and BENCH_QUIET_WAIT (10m). Results of other sizes already in
+benchmarks.json are kept, so runs at 100 and 1000 nodes build one report; a
+contender BENCH_ONLY leaves out keeps its last results at that size, marked with
+their date. Operator profiles: set REGISTRY_OPERATOR_CPUPROFILE,
 REGISTRY_OPERATOR_MEMPROFILE (allocations) and REGISTRY_OPERATOR_METRICS_OUT to
 file names; the operator writes them when it exits.
 
@@ -96,6 +99,14 @@ func label(name string) string {
 	return name
 }
 
+// carriedMark marks a contender whose samples come from an earlier run.
+func carriedMark(r *Run, name string) string {
+	if _, ok := r.Carried[name]; ok {
+		return " †"
+	}
+	return ""
+}
+
 func fullRun(b *strings.Builder, r *Run) {
 	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	p("## %d agents\n\n", r.Nodes)
@@ -104,6 +115,23 @@ func fullRun(b *strings.Builder, r *Run) {
 		"so other work adds to machine CPU and to wall times. Repetitions: %d (Ansible and the sequential loop: %d).\n\n",
 		r.Date, r.Machine.CPUs, r.Machine.MemGiB, r.Machine.Kernel, r.Machine.OpenSSH, r.Machine.Ansible, r.Machine.GoVersion,
 		r.LoadBefore[0], r.LoadBefore[1], r.LoadBefore[2], r.LoadAfter[0], r.LoadAfter[1], r.LoadAfter[2], r.Reps, r.SlowReps)
+	if r.Quiet != nil {
+		if *r.Quiet {
+			p("Before measuring, the run waited %s for the 1-minute load average to fall to BENCH_QUIET_LOAD.\n\n", fmtS(r.QuietWaitS))
+		} else {
+			p("**The machine did not get quiet** within BENCH_QUIET_WAIT (%s of waiting): other work ran during these measurements.\n\n", fmtS(r.QuietWaitS))
+		}
+	}
+	if len(r.Carried) > 0 {
+		var cs []string
+		for _, name := range order {
+			if d, ok := r.Carried[name]; ok {
+				cs = append(cs, fmt.Sprintf("%s (%s)", label(name), d))
+			}
+		}
+		p("Not re-measured in this run (BENCH_ONLY), carried from an earlier run at this size, marked † below: %s. "+
+			"Their cost does not depend on the operator's code.\n\n", strings.Join(cs, "; "))
+	}
 	var missing []string
 	for _, name := range order {
 		if s, ok := r.Summary[name]; !ok || s.N == 0 {
@@ -136,7 +164,7 @@ func fullRun(b *strings.Builder, r *Run) {
 		if name == opPassWarm {
 			cpu, fleet, total, mach, rss, tree = "see steady state", "", "", "", "", ""
 		}
-		p("| %s | %d | %s / %s / %s | %s | %s | %s | %s | %s | %s | %s |\n", label(name), s.N,
+		p("| %s | %d | %s / %s / %s | %s | %s | %s | %s | %s | %s | %s |\n", label(name)+carriedMark(r, name), s.N,
 			fmtS(s.WallMinS), fmtS(s.WallMedS), fmtS(s.WallMaxS), cpu, fleet, total, rss, tree, mach, ratio)
 	}
 	p("\n× operator: the contender's median wall time over the operator's cold `run --once` (Ansible with nothing to change: over the operator's warm pass inside `run`).\n\n")

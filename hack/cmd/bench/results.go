@@ -39,7 +39,42 @@ type Run struct {
 	// RunHotspots are the operator's own functions with the most
 	// cumulative CPU under `run` with every node in sync.
 	RunHotspots []string `json:"runHotspots,omitempty"`
+	// Carried names the contenders this run left out (BENCH_ONLY) whose
+	// samples come from an earlier run at the same size, with that run's
+	// date: Ansible takes most of an hour, and its cost does not depend on
+	// the operator's code.
+	Carried map[string]string `json:"carried,omitempty"`
+	// QuietWaitS is how long the run waited for the machine's load to
+	// settle before measuring; Quiet whether it did (see BENCH_QUIET_LOAD).
+	QuietWaitS float64 `json:"quietWaitS,omitempty"`
+	Quiet      *bool   `json:"quiet,omitempty"`
 }
+
+// carryFrom copies from prev (an earlier run at the same size) the samples
+// of every contender r did not measure, recording when they were measured.
+func (r *Run) carryFrom(prev *Run) {
+	if prev == nil || prev.Nodes != r.Nodes || !prev.Full {
+		return
+	}
+	for name, ss := range prev.Samples {
+		if _, ok := r.Samples[name]; ok || len(ss) == 0 || !carriable[name] {
+			continue
+		}
+		r.Samples[name] = ss
+		if r.Carried == nil {
+			r.Carried = map[string]string{}
+		}
+		r.Carried[name] = prev.Date
+		if d, ok := prev.Carried[name]; ok {
+			r.Carried[name] = d
+		}
+	}
+	r.summarize()
+}
+
+// carriable are the contenders whose cost does not depend on the
+// operator's code; the operator's own passes are never carried.
+var carriable = map[string]bool{ansCold: true, ansWarm: true, sshSeq: true, sshXargs: true}
 
 // Machine describes where a run was measured.
 type Machine struct {

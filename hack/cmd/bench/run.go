@@ -46,6 +46,7 @@ func (b *bench) measureSize(ctx context.Context, n int, full bool) (*Run, error)
 	}
 	r := &Run{Nodes: n, Date: time.Now().UTC().Format(time.RFC3339), Full: full, Machine: machineInfo(),
 		Samples: map[string][]Sample{}}
+	r.QuietWaitS, r.Quiet = b.waitQuiet(ctx)
 	r.LoadBefore = loadAvg()
 	reps, slow := b.c.reps, b.c.slowReps
 	if !full {
@@ -283,6 +284,31 @@ func machineInfo() Machine {
 		m.Ansible = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
 	}
 	return m
+}
+
+// waitQuiet waits until the 1-minute load average is at most
+// BENCH_QUIET_LOAD, for at most BENCH_QUIET_WAIT, and reports how long it
+// waited and whether the machine got quiet (nil when not asked to wait).
+func (b *bench) waitQuiet(ctx context.Context) (float64, *bool) {
+	if b.c.quietLoad <= 0 {
+		return 0, nil
+	}
+	t0 := time.Now()
+	quiet := loadAvg()[0] <= b.c.quietLoad
+	if !quiet {
+		logf("waiting up to %s for the load average to fall to %.2f (now %.2f)", b.c.quietWait, b.c.quietLoad, loadAvg()[0])
+	}
+	for !quiet && time.Since(t0) < b.c.quietWait && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+		quiet = loadAvg()[0] <= b.c.quietLoad
+	}
+	if !quiet {
+		logf("the machine did not get quiet (load %.2f); measuring anyway", loadAvg()[0])
+	}
+	return time.Since(t0).Seconds(), &quiet
 }
 
 func loadAvg() [3]float64 {
