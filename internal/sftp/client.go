@@ -80,6 +80,15 @@ func (c *Client) HasExtension(name string) (string, bool) {
 	return "", false
 }
 
+// Err is why the session broke (the transport failed or the server broke
+// the protocol), or nil while it works. A broken client answers every
+// call with this error.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.broken
+}
+
 // Requests is how many requests the client has sent.
 func (c *Client) Requests() uint64 { return c.requests.Load() }
 
