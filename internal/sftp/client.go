@@ -31,6 +31,10 @@ type Client struct {
 	flushes  atomic.Uint64
 }
 
+// maxExtensions bounds the extension list a client keeps; OpenSSH's is
+// about 300 bytes.
+const maxExtensions = 4096
+
 // NewClient sends INIT over rw and reads the server's VERSION.
 func NewClient(rw io.ReadWriter) (*Client, error) {
 	c := &Client{rw: rw}
@@ -56,6 +60,9 @@ func NewClient(rw io.ReadWriter) (*Client, error) {
 	var ext strings.Builder
 	for len(d.b) > 0 && d.err == nil {
 		name, data := d.bytes(), d.bytes()
+		if ext.Len()+len(name)+len(data) > maxExtensions {
+			continue // kept for the life of the connection: bounded
+		}
 		ext.Write(name)
 		ext.WriteByte('=')
 		ext.Write(data)
