@@ -13,6 +13,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/registry-operator/registry-operator/internal/sftp"
@@ -35,6 +36,8 @@ type sftpSession struct {
 	cache  fileCache
 	held   heldFiles
 	shapes passShapes
+	// changes: see sftpConn.changed.
+	changes atomic.Uint64
 }
 
 func newSFTPConn(ex *execConn, sc *sftp.Client, now func() time.Time) *sftpConn {
@@ -234,7 +237,8 @@ func (s *sftpConn) ReadDir(ctx context.Context, dir string) (out []FileInfo, err
 
 func (s *sftpConn) WriteFile(ctx context.Context, p string, data []byte, perm fs.FileMode) error {
 	defer s.cache.forget(p)
-	s.pass.changed()
+	s.changed()
+	defer s.changed()
 	return s.op(ctx, "write", p, func() error {
 		err := s.writeAtomic(p, data, perm)
 		if err != nil {
@@ -350,7 +354,8 @@ func (s *sftpConn) diagnose(dir string, err error) error {
 func (s *sftpConn) WriteInPlace(ctx context.Context, p string, data []byte) error {
 	defer s.cache.forget(p)
 	defer s.held.drop(p)
-	s.pass.changed()
+	s.changed()
+	defer s.changed()
 	return s.op(ctx, "write", p, func() error {
 		f, err := s.sc.OpenFile(p, os.O_WRONLY, 0)
 		if err != nil {
@@ -366,13 +371,15 @@ func (s *sftpConn) WriteInPlace(ctx context.Context, p string, data []byte) erro
 
 func (s *sftpConn) Chmod(ctx context.Context, p string, perm fs.FileMode) error {
 	defer s.cache.forget(p)
-	s.pass.changed()
+	s.changed()
+	defer s.changed()
 	return s.op(ctx, "chmod", p, func() error { return s.sc.Chmod(p, perm) })
 }
 
 func (s *sftpConn) Remove(ctx context.Context, p string) error {
 	defer s.cache.forget(p)
-	s.pass.changed()
+	s.changed()
+	defer s.changed()
 	return s.op(ctx, "remove", p, func() error { return s.remove(p) })
 }
 
@@ -389,7 +396,8 @@ func (s *sftpConn) remove(p string) error {
 
 func (s *sftpConn) Symlink(ctx context.Context, target, link string) error {
 	defer s.cache.forget(link)
-	s.pass.changed()
+	s.changed()
+	defer s.changed()
 	return s.op(ctx, "symlink", link, func() error {
 		// The temp link follows the rule of every temp file: it is made
 		// in a private staging directory, never where others can open it.

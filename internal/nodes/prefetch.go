@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"context"
 	"errors"
 	"sync"
 
@@ -20,9 +21,9 @@ import (
 // The batch is a fresh answer from the node, not a cache: it is sent when
 // the pass starts checking, and each answer is used once, by the pass that
 // asked for it, for the same op on the same path. A pass that changes
-// anything on the node (a write, chmod, remove or symlink) drops whatever
-// it has not used yet: its later checks may be of what it changed, and go
-// out one by one as before. Checks the previous pass did not make go out
+// anything on the node (a write, chmod, remove, symlink or command) makes
+// every pass on the connection drop what it has not used yet: their later
+// checks may be of what it changed, and go out one by one as before. Checks the previous pass did not make go out
 // alone too, and the next pass of the shape includes them.
 
 // checkOp is a kind of quick check.
@@ -80,6 +81,7 @@ type passChecks struct {
 	seq     []check // the checks the pass made, in order
 	ended   bool
 	answers []prefetched
+	gen     uint64 // the connection's changes when the answers were asked
 }
 
 type prefetched struct {
@@ -107,14 +109,15 @@ func (s *sftpConn) endPass() {
 	}
 }
 
-// changed drops the pass's unused answers: it is about to change the node.
-func (p *passChecks) changed() {
-	if p == nil {
-		return
-	}
-	p.mu.Lock()
-	p.answers = nil
-	p.mu.Unlock()
+// changed counts a change a pass makes on the node, before it starts and
+// again once it is done: answers asked before either are not used.
+func (s *sftpConn) changed() { s.changes.Add(1) }
+
+// Run may change anything on the node.
+func (s *sftpConn) Run(ctx context.Context, script string, args ...string) ([]byte, error) {
+	s.changed()
+	defer s.changed()
+	return s.execConn.Run(ctx, script, args...)
 }
 
 // take records check c and returns its prefetched answer, when there is
@@ -138,6 +141,9 @@ func (s *sftpConn) take(c check) (*prefetched, error) {
 			return nil, err
 		}
 	}
+	if p.answers != nil && s.changes.Load() != p.gen {
+		p.answers = nil // something changed on the node since
+	}
 	for i := range p.answers {
 		a := &p.answers[i]
 		if !a.used && a.check == c {
@@ -154,6 +160,7 @@ func (s *sftpConn) prefetch(seq []check) error {
 	if len(seq) < 2 {
 		return nil
 	}
+	gen := s.changes.Load()
 	b := s.sc.NewBatch()
 	answers := make([]prefetched, 0, len(seq))
 	idx := make([]int, 0, len(seq))
@@ -186,7 +193,7 @@ func (s *sftpConn) prefetch(seq []check) error {
 		}
 		a.attrs, a.err = b.Attrs(idx[i])
 	}
-	s.pass.answers = answers
+	s.pass.answers, s.pass.gen = answers, gen
 	return nil
 }
 

@@ -197,3 +197,46 @@ func TestPassesDoNotShareAnswers(t *testing.T) {
 		return nil
 	}))
 }
+
+// A change on the node by a command the pass runs, or by another pass on
+// the same connection, also drops the answers not used yet.
+func TestChangesElsewhereDropPrefetch(t *testing.T) {
+	d := startSSHD(t, sshdOptions{})
+	e, _, _ := newExecutor(t)
+	cfg := d.config("root", false)
+	ctx := context.Background()
+	for name, change := range map[string]func(context.Context, Conn, string) error{
+		"command": func(ctx context.Context, c Conn, p string) error {
+			_, err := c.Run(ctx, `rm -f -- "$1"`, p)
+			return err
+		},
+		"other pass": func(ctx context.Context, _ Conn, p string) error {
+			return e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) error { return c.Remove(ctx, p) })
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "f")
+			must(t, os.WriteFile(p, []byte("x"), 0o644))
+			twice := func(ctx context.Context, c Conn) error {
+				if _, err := c.Stat(ctx, p); err != nil {
+					return err
+				}
+				_, err := c.Stat(ctx, p)
+				return err
+			}
+			must(t, e.Do(ctx, cfg, d.Addr, twice))
+			must(t, e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) error {
+				if _, err := c.Stat(ctx, p); err != nil {
+					return err
+				}
+				if err := change(ctx, c, p); err != nil {
+					return err
+				}
+				if _, err := c.Stat(ctx, p); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("stat after %s removed %s: %v, want fs.ErrNotExist", name, p, err)
+				}
+				return nil
+			}))
+		})
+	}
+}
