@@ -86,6 +86,7 @@ type passChecks struct {
 
 type prefetched struct {
 	check
+	req   int // index in the batch
 	used  bool
 	attrs sftp.Attrs
 	held  *heldFile // checkHeld: the handle read
@@ -132,14 +133,15 @@ func (s *sftpConn) take(c check) (*prefetched, error) {
 	if p.ended {
 		return nil, nil
 	}
-	first := len(p.seq) == 0
-	if len(p.seq) < maxShapeChecks {
+	if len(p.seq) == 0 {
+		shape := s.shapes.get(c)
+		p.seq = make([]check, 0, max(len(shape), 4))
 		p.seq = append(p.seq, c)
-	}
-	if first {
-		if err := s.prefetch(s.shapes.get(c)); err != nil {
+		if err := s.prefetch(shape); err != nil {
 			return nil, err
 		}
+	} else if len(p.seq) < maxShapeChecks {
+		p.seq = append(p.seq, c)
 	}
 	if p.answers != nil && s.changes.Load() != p.gen {
 		p.answers = nil // something changed on the node since
@@ -162,22 +164,22 @@ func (s *sftpConn) prefetch(seq []check) error {
 	}
 	gen := s.changes.Load()
 	b := s.sc.NewBatch()
+	b.Grow(len(seq))
 	answers := make([]prefetched, 0, len(seq))
-	idx := make([]int, 0, len(seq))
 	for _, c := range seq {
 		a := prefetched{check: c}
 		switch c.op {
 		case checkStat:
-			idx = append(idx, b.Stat(c.path))
+			a.req = b.Stat(c.path)
 		case checkLstat:
-			idx = append(idx, b.Lstat(c.path))
+			a.req = b.Lstat(c.path)
 		case checkHeld:
 			h := s.held.get(c.path)
 			if h == nil {
 				continue
 			}
 			a.held, a.data = h, make([]byte, len(h.last))
-			idx = append(idx, b.ReadAt(h.f, a.data, 0))
+			a.req = b.ReadAt(h.f, a.data, 0)
 		}
 		answers = append(answers, a)
 	}
@@ -187,11 +189,11 @@ func (s *sftpConn) prefetch(seq []check) error {
 	for i := range answers {
 		a := &answers[i]
 		if a.op == checkHeld {
-			n, err := b.Read(idx[i])
+			n, err := b.Read(a.req)
 			a.data, a.err = a.data[:n], err
 			continue
 		}
-		a.attrs, a.err = b.Attrs(idx[i])
+		a.attrs, a.err = b.Attrs(a.req)
 	}
 	s.pass.answers, s.pass.gen = answers, gen
 	return nil

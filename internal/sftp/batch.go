@@ -1,5 +1,7 @@
 package sftp
 
+import "slices"
+
 // Local kinds of the extended requests (all sent as type 200): a call's
 // kind says how to read its answer.
 const (
@@ -25,6 +27,11 @@ func (c *Client) NewBatch() *Batch {
 	b := &Batch{c: c}
 	b.calls = b.one[:0]
 	return b
+}
+
+// Grow makes room for n more requests without reallocating.
+func (b *Batch) Grow(n int) {
+	b.calls = slices.Grow(b.calls, n)
 }
 
 // Len is how many requests the batch holds.

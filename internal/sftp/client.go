@@ -132,11 +132,11 @@ func putBuf(b *[]byte) {
 // readPacket reads one packet into *buf (grown as needed, up to
 // MaxPacket) and returns its body: the type byte and what follows.
 func readPacket(r io.Reader, buf *[]byte) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	hdr := (*buf)[:4] // the pooled buffer: a local array would escape
+	if _, err := io.ReadFull(r, hdr); err != nil {
 		return nil, err
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
+	n := binary.BigEndian.Uint32(hdr)
 	if n < 1 {
 		return nil, protocolErrorf("empty packet")
 	}
