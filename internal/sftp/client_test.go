@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 )
@@ -282,5 +283,28 @@ func TestBatchAnswersInOrder(t *testing.T) {
 	}
 	if _, err := b.Read(iEOF); !errors.Is(err, io.EOF) {
 		t.Errorf("read past the end: %v; want io.EOF", err)
+	}
+}
+
+// sftp-server answers READDIR with at most 100 names: a longer listing
+// takes several.
+func TestReadDirMany(t *testing.T) {
+	c := startServer(t, 0)
+	dir := t.TempDir()
+	for i := range 250 {
+		if err := os.WriteFile(filepath.Join(dir, "f"+strconv.Itoa(i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reqs := c.Requests()
+	ents, err := c.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 250 {
+		t.Fatalf("%d entries, want 250", len(ents))
+	}
+	if n := c.Requests() - reqs; n < 5 {
+		t.Errorf("%d requests for 250 entries: want opendir, several readdirs, close", n)
 	}
 }

@@ -106,3 +106,21 @@ func TestHostileVersion(t *testing.T) {
 		t.Errorf("no answer: %v", err)
 	}
 }
+
+// A server without fsync@openssh.com answers OP_UNSUPPORTED: a typed
+// error the caller can ignore, and the session stays usable.
+func TestUnsupported(t *testing.T) {
+	status := func(id, code uint32) []byte {
+		return packet(fxpStatus, u32(id), u32(code), u32(0), u32(0))
+	}
+	c := hostile(t, status(1, StatusOpUnsupported), packet(fxpAttrs, u32(2), attrsBody()))
+	f := &File{c: c, handle: "h"}
+	err := f.Sync()
+	var se *StatusError
+	if !errors.Is(err, ErrUnsupported) || !errors.As(err, &se) || se.Code != StatusOpUnsupported {
+		t.Fatalf("fsync: %v; want a StatusError matching ErrUnsupported", err)
+	}
+	if a, err := c.Stat("/x"); err != nil || a.Size != 7 {
+		t.Fatalf("the next request: %+v, %v", a, err)
+	}
+}
