@@ -13,8 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/registry-operator/registry-operator/internal/sftp"
 )
 
 // sftpServerPaths are where distributions install OpenSSH's sftp-server:
@@ -136,8 +137,7 @@ func (c *client) closeTimedOut() {
 func (c *client) close() {
 	c.closeOnce.Do(func() {
 		close(c.done)
-		// The transport first: sftp.Client.Close waits for its reader,
-		// which only returns once the channel underneath is gone.
+		// The transport first: it ends a request blocked in a read.
 		c.ssh.Close()
 		c.mu.Lock()
 		sc := c.sftp

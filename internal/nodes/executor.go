@@ -99,7 +99,14 @@ func (e *Executor) Do(ctx context.Context, cfg Config, node string, fn func(ctx 
 		return err
 	}
 	cl.touch()
-	err = fn(ctx, conn)
+	if s, ok := conn.(*sftpConn); ok {
+		// The pass's own view: its quick checks go out as one batch.
+		s = s.startPass()
+		err = fn(ctx, s)
+		s.endPass()
+	} else {
+		err = fn(ctx, conn)
+	}
 	cl.touch()
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
@@ -214,7 +221,7 @@ func (e *Executor) connect(ctx context.Context, cfg Config, node string, ns *nod
 	ns.conn = ex
 	if sc != nil {
 		c.setSFTP(sc)
-		ns.conn = &sftpConn{execConn: ex, sc: sc, now: e.clock.Now}
+		ns.conn = newSFTPConn(ex, sc, e.clock.Now)
 	} else {
 		e.log.Info("node has no sftp-server; using one exec session per operation", "node", node)
 	}

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pkg/sftp"
+	"github.com/registry-operator/registry-operator/internal/sftp"
 )
 
 // fullReadEvery bounds how long a file's content is trusted from its

@@ -13,23 +13,41 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
-	"github.com/pkg/sftp"
+	"github.com/registry-operator/registry-operator/internal/sftp"
 )
 
-// sftpConn serves a pass over the node's persistent SFTP channel.
+// sftpConn serves passes over the node's persistent SFTP channel. The
+// executor keeps one per connection, outside any pass; each pass gets its
+// own view of it (startPass), which carries that pass's prefetched
+// answers (see prefetch.go) and shares everything else.
 type sftpConn struct {
-	*execConn
-	sc    *sftp.Client
-	now   func() time.Time
-	cache fileCache
-	held  heldFiles
+	*sftpSession
+	pass *passChecks // nil outside a pass
 }
 
-// op runs one SFTP request bounded by commandTimeout and ctx. pkg/sftp
-// requests cannot be cancelled one by one, so a timeout closes the
-// connection: the blocked request returns and the next pass reconnects.
+// sftpSession is what the passes on one connection share.
+type sftpSession struct {
+	*execConn
+	sc     *sftp.Client
+	now    func() time.Time
+	cache  fileCache
+	held   heldFiles
+	shapes passShapes
+	// changes: see sftpConn.changed.
+	changes atomic.Uint64
+}
+
+func newSFTPConn(ex *execConn, sc *sftp.Client, now func() time.Time) *sftpConn {
+	return &sftpConn{sftpSession: &sftpSession{execConn: ex, sc: sc, now: now}}
+}
+
+// op runs SFTP requests bounded by commandTimeout and ctx. A request
+// cannot be cancelled once sent (the client reads its answer in the
+// caller), so a timeout closes the connection: the blocked request
+// returns and the next pass reconnects.
 // The watchdog is a context.AfterFunc, not a goroutine per request: a
 // steady-state pass makes thousands of requests.
 func (s *sftpConn) op(ctx context.Context, what, p string, fn func() error) error {
@@ -56,7 +74,9 @@ func (s *sftpConn) translate(err error) error {
 	if errors.As(err, &se) {
 		return err
 	}
-	if !s.c.alive() || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	// A session error (the channel ended, or the server broke the
+	// protocol) leaves the client unusable.
+	if !s.c.alive() || s.sc.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		s.c.close()
 		if s.c.timedOut.Load() {
 			err = fmt.Errorf("%w: another request on the connection hung, so it was closed (%v)", ErrTimeout, err)
@@ -79,12 +99,12 @@ func (s *sftpConn) ReadFile(ctx context.Context, p string) (data []byte, mode fs
 			data, mode, err = s.readProcSys(p)
 			return err
 		}
-		st, err := s.sc.Stat(p)
+		st, err := s.quickStat(checkStat, p)
 		if err != nil {
 			return err
 		}
-		if st.Mode().IsRegular() && st.Size() > 0 {
-			if d, m, ok := s.cache.get(p, st, s.now()); ok {
+		if st.Mode().IsRegular() && st.Size > 0 {
+			if d, m, ok := s.cache.get(p, st.FileInfo(""), s.now()); ok {
 				data, mode = d, m
 				return nil
 			}
@@ -105,10 +125,12 @@ const procSys = "/proc/sys/"
 func (s *sftpConn) readProcSys(p string) ([]byte, fs.FileMode, error) {
 	h := s.held.get(p)
 	if h != nil {
-		buf := make([]byte, len(h.last))
-		n, err := h.f.ReadAt(buf, 0)
-		if err == nil && n == len(buf) && bytes.Equal(buf, h.last) {
+		buf, err := s.quickRead(p, h)
+		if err == nil && bytes.Equal(buf, h.last) {
 			return buf, h.mode, nil
+		}
+		if s.sc.Err() != nil {
+			return nil, 0, err // the session broke: nothing more to ask
 		}
 		s.held.drop(p) // changed or broken: read it again in full
 	}
@@ -151,16 +173,16 @@ func (s *sftpConn) readFull(p string) ([]byte, fs.FileMode, error) {
 		return nil, 0, err
 	}
 	mode := st.Mode().Perm()
-	if size := st.Size(); size > 0 && size <= maxRead && st.Mode().IsRegular() {
+	if size := int64(st.Size); size > 0 && size <= maxRead && st.Mode().IsRegular() {
 		// Exactly size bytes: one read request, no second one to see EOF.
 		data := make([]byte, size)
-		n, err := io.ReadFull(f, data)
-		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		n, err := f.ReadAt(data, 0)
+		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, 0, err
 		}
 		data = data[:n]
 		if n == int(size) {
-			s.cache.put(p, st, mode, data, s.now())
+			s.cache.put(p, st.FileInfo(""), mode, data, s.now())
 		}
 		return data, mode, nil
 	}
@@ -174,7 +196,7 @@ func (s *sftpConn) readFull(p string) ([]byte, fs.FileMode, error) {
 
 func (s *sftpConn) Stat(ctx context.Context, p string) (fi FileInfo, err error) {
 	err = s.op(ctx, "stat", p, func() error {
-		st, err := s.sc.Lstat(p)
+		st, err := s.quickStat(checkLstat, p)
 		if err != nil {
 			return err
 		}
@@ -189,11 +211,12 @@ func (s *sftpConn) Stat(ctx context.Context, p string) (fi FileInfo, err error) 
 // of four (opendir, readdir until EOF, close).
 func (s *sftpConn) ReadDir(ctx context.Context, dir string) (out []FileInfo, err error) {
 	err = s.op(ctx, "list", dir, func() error {
-		st, err := s.sc.Stat(dir)
+		st, err := s.quickStat(checkStat, dir)
 		if err != nil {
 			return err
 		}
-		if ents, ok := s.cache.getDir(dir, st, s.now()); ok {
+		fst := st.FileInfo("")
+		if ents, ok := s.cache.getDir(dir, fst, s.now()); ok {
 			out = ents
 			return nil
 		}
@@ -203,9 +226,10 @@ func (s *sftpConn) ReadDir(ctx context.Context, dir string) (out []FileInfo, err
 		}
 		for _, e := range ents {
 			// sftp-server lstats directory entries: links are not followed.
-			out = append(out, FileInfo{Name: e.Name(), IsDir: e.IsDir(), IsLink: e.Mode()&fs.ModeSymlink != 0, Mode: e.Mode().Perm()})
+			out = append(out, FileInfo{Name: e.Name, IsDir: e.Attrs.IsDir(), IsLink: e.Attrs.Mode()&fs.ModeSymlink != 0,
+				Mode: e.Attrs.Mode().Perm()})
 		}
-		s.cache.putDir(dir, st, out, s.now())
+		s.cache.putDir(dir, fst, out, s.now())
 		return nil
 	})
 	return out, err
@@ -213,6 +237,8 @@ func (s *sftpConn) ReadDir(ctx context.Context, dir string) (out []FileInfo, err
 
 func (s *sftpConn) WriteFile(ctx context.Context, p string, data []byte, perm fs.FileMode) error {
 	defer s.cache.forget(p)
+	s.changed()
+	defer s.changed()
 	return s.op(ctx, "write", p, func() error {
 		err := s.writeAtomic(p, data, perm)
 		if err != nil {
@@ -224,7 +250,7 @@ func (s *sftpConn) WriteFile(ctx context.Context, p string, data []byte, perm fs
 
 func (s *sftpConn) writeAtomic(p string, data []byte, perm fs.FileMode) error {
 	dir := path.Dir(p)
-	if err := s.sc.MkdirAll(dir); err != nil {
+	if err := s.sc.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create directory %s: %w", dir, err)
 	}
 	stage, err := s.stage(dir, path.Base(p))
@@ -232,7 +258,8 @@ func (s *sftpConn) writeAtomic(p string, data []byte, perm fs.FileMode) error {
 		return err
 	}
 	tmp := path.Join(stage, path.Base(p))
-	f, err := s.sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	// Created owner-only, then given perm before any byte is written.
+	f, err := s.sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		_ = s.sc.RemoveDirectory(stage)
 		return err
@@ -250,7 +277,7 @@ func (s *sftpConn) writeAtomic(p string, data []byte, perm fs.FileMode) error {
 	if _, err := f.Write(data); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil && !errors.Is(err, sftp.ErrSSHFxOpUnsupported) {
+	if err := f.Sync(); err != nil && !errors.Is(err, sftp.ErrUnsupported) {
 		return fmt.Errorf("fsync: %w", err)
 	}
 	if err := f.Close(); err != nil {
@@ -267,14 +294,15 @@ func (s *sftpConn) writeAtomic(p string, data []byte, perm fs.FileMode) error {
 }
 
 // stage creates an empty private directory next to a file about to be
-// replaced, for its temp file. pkg/sftp's OPEN request carries no
-// attributes, so sftp-server creates a file with its own default mode
-// (0644 under the usual umask) and the chmod comes one round trip later:
-// a local user who opens the file in between keeps a descriptor that reads
-// everything written after. Inside a 0700 directory there is nothing to
-// open: path lookup checks the directory's mode at the time of every open,
-// so even a descriptor or watch taken on the directory in the instant
-// before its chmod gives no way to the file. The directory is on the same
+// replaced, for its temp file. The temp file is created 0600 (its OPEN
+// carries the mode), but that alone would leave its name in a directory
+// others can list and its mode to the server's umask and to whatever a
+// local user does with the name; inside a 0700 directory there is nothing
+// to open at all: path lookup checks the directory's mode at the time of
+// every open, so even a descriptor or watch taken on the directory in the
+// instant before its chmod gives no way to the file. The directory is made
+// 0700 by its MKDIR and chmodded to exactly 0700 after, whatever the
+// server's umask. The directory is on the same
 // filesystem, so the rename into place stays atomic. (Starting sftp-server
 // with -u 077 would not cover the "sftp" subsystem, which sshd starts, and
 // would make the parents MkdirAll creates 0700.)
@@ -282,7 +310,7 @@ func (s *sftpConn) stage(dir, base string) (string, error) {
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	stage := path.Join(dir, "."+base+".tmp-"+hex.EncodeToString(rnd[:]))
-	if err := s.sc.Mkdir(stage); err != nil {
+	if err := s.sc.Mkdir(stage, 0o700); err != nil {
 		return "", err
 	}
 	if err := s.sc.Chmod(stage, 0o700); err != nil {
@@ -326,8 +354,10 @@ func (s *sftpConn) diagnose(dir string, err error) error {
 func (s *sftpConn) WriteInPlace(ctx context.Context, p string, data []byte) error {
 	defer s.cache.forget(p)
 	defer s.held.drop(p)
+	s.changed()
+	defer s.changed()
 	return s.op(ctx, "write", p, func() error {
-		f, err := s.sc.OpenFile(p, os.O_WRONLY)
+		f, err := s.sc.OpenFile(p, os.O_WRONLY, 0)
 		if err != nil {
 			return err
 		}
@@ -341,16 +371,33 @@ func (s *sftpConn) WriteInPlace(ctx context.Context, p string, data []byte) erro
 
 func (s *sftpConn) Chmod(ctx context.Context, p string, perm fs.FileMode) error {
 	defer s.cache.forget(p)
+	s.changed()
+	defer s.changed()
 	return s.op(ctx, "chmod", p, func() error { return s.sc.Chmod(p, perm) })
 }
 
 func (s *sftpConn) Remove(ctx context.Context, p string) error {
 	defer s.cache.forget(p)
-	return s.op(ctx, "remove", p, func() error { return s.sc.Remove(p) })
+	s.changed()
+	defer s.changed()
+	return s.op(ctx, "remove", p, func() error { return s.remove(p) })
+}
+
+// remove deletes a file or symlink, or else an empty directory: sftp-server
+// answers REMOVE of a directory with a generic failure.
+func (s *sftpConn) remove(p string) error {
+	err := s.sc.Remove(p)
+	var se *sftp.StatusError
+	if err == nil || !errors.As(err, &se) || se.Code != sftp.StatusFailure {
+		return err
+	}
+	return s.sc.RemoveDirectory(p)
 }
 
 func (s *sftpConn) Symlink(ctx context.Context, target, link string) error {
 	defer s.cache.forget(link)
+	s.changed()
+	defer s.changed()
 	return s.op(ctx, "symlink", link, func() error {
 		// The temp link follows the rule of every temp file: it is made
 		// in a private staging directory, never where others can open it.

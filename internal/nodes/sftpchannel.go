@@ -8,8 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/registry-operator/registry-operator/internal/sftp"
 )
 
 // startSFTP opens the persistent SFTP channel. With sudo or an explicit
@@ -83,7 +84,7 @@ func (c *client) openSFTP(path string) (*sftp.Client, error) {
 		}
 	}
 	// Closing the client closes the channel (its writer).
-	cl, err := sftp.NewClientPipe(ch, ch)
+	cl, err := sftp.NewClient(ch)
 	if err != nil {
 		return nil, c.sftpStartError(ch, path, err)
 	}

@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/registry-operator/registry-operator/internal/sftp"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -182,7 +183,17 @@ func TestFleet(t *testing.T) {
 	t.Run("SFTP", func(t *testing.T) {
 		h := hosts[1]
 		c := dial(t, f, "root", h)
-		sc, err := sftp.NewClient(c)
+		ss, err := c.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ss.Close()
+		sw, _ := ss.StdinPipe()
+		sr, _ := ss.StdoutPipe()
+		if err := ss.RequestSubsystem("sftp"); err != nil {
+			t.Fatalf("sftp subsystem on %s: %v", h.Name, err)
+		}
+		sc, err := sftp.NewClient(pipe{sr, sw})
 		if err != nil {
 			t.Fatalf("sftp subsystem on %s: %v", h.Name, err)
 		}
@@ -203,7 +214,7 @@ func TestFleet(t *testing.T) {
 		if err := s.Start("sudo -n " + DefaultSFTP); err != nil {
 			t.Fatal(err)
 		}
-		ssc, err := sftp.NewClientPipe(r, w)
+		ssc, err := sftp.NewClient(pipe{r, w})
 		if err != nil {
 			t.Fatalf("sftp-server under sudo: %v", err)
 		}
@@ -361,7 +372,7 @@ func TestFleet(t *testing.T) {
 func writeSFTP(t *testing.T, sc *sftp.Client, path, content string) {
 	t.Helper()
 	tmp := path + ".tmp"
-	w, err := sc.Create(tmp)
+	w, err := sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		t.Fatalf("sftp create %s: %v", tmp, err)
 	}
@@ -383,6 +394,12 @@ func writeSFTP(t *testing.T, sc *sftp.Client, path, content string) {
 	if string(b) != content {
 		t.Errorf("sftp read back %q, want %q", b, content)
 	}
+}
+
+// pipe is a session's stdout and stdin as one SFTP transport.
+type pipe struct {
+	io.Reader
+	io.WriteCloser
 }
 
 // assertRunGone checks with the system's own tools that a run left nothing.

@@ -1,0 +1,98 @@
+package sftp
+
+import "slices"
+
+// Local kinds of the extended requests (all sent as type 200): a call's
+// kind says how to read its answer.
+const (
+	extStatVFS = 250 + iota
+	extPosixRename
+	extFsync
+)
+
+// Batch is several independent requests sent in one write, whose answers
+// are read in order by Do. Requests in a batch must not depend on each
+// other's results (a READ on a handle opened in the same batch cannot
+// name it). Each adder returns the index of its request's result.
+type Batch struct {
+	c     *Client
+	e     encoder
+	wbuf  *[]byte // e.b's pooled buffer
+	calls []call
+	one   [1]call
+}
+
+// NewBatch returns an empty batch on c.
+func (c *Client) NewBatch() *Batch {
+	b := &Batch{c: c}
+	b.calls = b.one[:0]
+	return b
+}
+
+// Grow makes room for n more requests without reallocating.
+func (b *Batch) Grow(n int) {
+	b.calls = slices.Grow(b.calls, n)
+}
+
+// Len is how many requests the batch holds.
+func (b *Batch) Len() int { return len(b.calls) }
+
+func (b *Batch) add(kind, wire byte) *call {
+	if b.wbuf == nil {
+		b.wbuf = getBuf()
+		b.e.b = *b.wbuf
+	}
+	b.calls = append(b.calls, call{typ: kind, idOff: b.e.begin(wire)})
+	return &b.calls[len(b.calls)-1]
+}
+
+func (b *Batch) pathReq(kind byte, p string) int {
+	b.add(kind, kind)
+	b.e.str(p)
+	b.e.end()
+	return len(b.calls) - 1
+}
+
+// Stat adds a STAT of p (symlinks followed).
+func (b *Batch) Stat(p string) int { return b.pathReq(fxpStat, p) }
+
+// Lstat adds an LSTAT of p (a final symlink is not followed).
+func (b *Batch) Lstat(p string) int { return b.pathReq(fxpLstat, p) }
+
+// ReadAt adds a READ of up to len(dst) bytes (at most MaxPayload) at off
+// on f into dst.
+func (b *Batch) ReadAt(f *File, dst []byte, off int64) int {
+	if len(dst) > MaxPayload {
+		dst = dst[:MaxPayload]
+	}
+	cl := b.add(fxpRead, fxpRead)
+	cl.dst = dst
+	b.e.str(f.handle)
+	b.e.u64(uint64(off))
+	b.e.u32(uint32(len(dst)))
+	b.e.end()
+	return len(b.calls) - 1
+}
+
+// Do sends the batch in one write and reads every answer. The error is
+// the session's: each request's own failure is returned by Err, Attrs or
+// Read. A batch is sent once.
+func (c *Client) Do(b *Batch) error {
+	if len(b.calls) == 0 {
+		return nil
+	}
+	err := c.exchange(&b.e, b.calls)
+	*b.wbuf = b.e.b
+	putBuf(b.wbuf)
+	b.wbuf, b.e.b = nil, nil
+	return err
+}
+
+// Err is request i's failure, or nil.
+func (b *Batch) Err(i int) error { return b.calls[i].err }
+
+// Attrs is the answer to a Stat or Lstat request.
+func (b *Batch) Attrs(i int) (Attrs, error) { return b.calls[i].attrs, b.calls[i].err }
+
+// Read is how many bytes a ReadAt request read; io.EOF at end of file.
+func (b *Batch) Read(i int) (int, error) { return b.calls[i].n, b.calls[i].err }
