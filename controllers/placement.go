@@ -30,6 +30,7 @@ type Placement struct {
 	nodeBase
 	readFile     func(string) ([]byte, error)
 	htpasswdCost int
+	renders      configRenders
 }
 
 // NewPlacement returns the certificate placement reconciler.
@@ -60,7 +61,7 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 	if len(pk.ServerChain) == 0 || len(pk.ServerKey) == 0 {
 		return manager.Result{}, nil // the PKI topic triggers a pass once there is a certificate
 	}
-	targets, err := p.targets(spec, node)
+	targets, err := p.targets(spec, node, pk)
 	if err != nil {
 		return manager.Result{}, manager.TerminalError(err)
 	}
@@ -108,10 +109,11 @@ type placeTarget struct {
 	files     *registryFiles
 }
 
-// targets matches the node against each served app and renders each
-// config file once for the pass.
-func (p *Placement) targets(spec *v1alpha1.Spec, node state.Node) ([]*placeTarget, error) {
+// targets matches the node against each served app and takes each config
+// file from the round's render (placement_render.go).
+func (p *Placement) targets(spec *v1alpha1.Spec, node state.Node, pk state.PKI) ([]*placeTarget, error) {
 	var out []*placeTarget
+	maint := p.Store.RegistryMaintenance()
 	for _, a := range servedApps(spec) {
 		t := &placeTarget{app: a, files: &registryFiles{}}
 		if a.enabled {
@@ -120,7 +122,7 @@ func (p *Placement) targets(spec *v1alpha1.Spec, node state.Node) ([]*placeTarge
 				return nil, err
 			}
 			t.byAddress, _ = matchHostConstraints(a.app.Constraints, "", hostOnly(node.Address)) // same regexps: no error
-			t.files.config, t.files.configErr = a.render(spec, p.Store, p.readFile)
+			t.files.config, t.files.configErr = p.renders.render(a, spec, pk, maint, node.Address, p.readFile)
 		}
 		out = append(out, t)
 	}
