@@ -71,11 +71,10 @@ type check func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outco
 // corrections, and the nodes gauge. Unreachable nodes come back as errors,
 // so the manager retries them with backoff; a refused host key is terminal.
 func (d *nodeBase) nodePass(ctx context.Context, name, key string, spec *v1alpha1.Spec, fn check) (manager.Result, error) {
-	node, ok := d.Store.Node(key)
+	_, prev, ok := d.Store.NodeConcern(key, name)
 	if !ok {
 		return manager.Result{}, nil // left the fleet since it was queued
 	}
-	prev := node.Concerns[name]
 	var o outcome
 	// The one place report mode is decided for the node reconcilers: a
 	// pass in report mode works on a connection that changes nothing.

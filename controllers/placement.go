@@ -31,6 +31,7 @@ type Placement struct {
 	readFile     func(string) ([]byte, error)
 	htpasswdCost int
 	renders      configRenders
+	patterns     hostPatterns
 }
 
 // NewPlacement returns the certificate placement reconciler.
@@ -53,7 +54,7 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 	if !spec.PlacementEnabled() {
 		return manager.Result{}, nil
 	}
-	node, ok := p.Store.Node(key)
+	node, _, ok := p.Store.NodeConcern(key, reconciler.Placement)
 	if !ok {
 		return manager.Result{}, nil
 	}
@@ -118,10 +119,10 @@ func (p *Placement) targets(spec *v1alpha1.Spec, node state.Node, pk state.PKI) 
 		t := &placeTarget{app: a, files: &registryFiles{}}
 		if a.enabled {
 			var err error
-			if t.match, err = matchHostConstraints(a.app.Constraints, node.Hostname, hostOnly(node.Address)); err != nil {
+			if t.match, err = p.patterns.match(a.app.Constraints, node.Hostname, hostOnly(node.Address)); err != nil {
 				return nil, err
 			}
-			t.byAddress, _ = matchHostConstraints(a.app.Constraints, "", hostOnly(node.Address)) // same regexps: no error
+			t.byAddress, _ = p.patterns.match(a.app.Constraints, "", hostOnly(node.Address)) // same regexps: no error
 			t.files.config, t.files.configErr = p.renders.render(a, spec, pk, maint, node.Address, p.readFile)
 		}
 		out = append(out, t)

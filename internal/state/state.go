@@ -283,6 +283,19 @@ func (s *Store) Node(addr string) (Node, bool) {
 	return n, ok
 }
 
+// NodeConcern returns one node without its Concerns map (nil) and one
+// reconciler's concern on it: what a node pass needs, without copying
+// every reconciler's concerns for every node and pass.
+func (s *Store) NodeConcern(addr, reconciler string) (Node, Concern, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n, ok := s.nodes[addr]
+	c := n.Concerns[reconciler]
+	c.Changes = slices.Clone(c.Changes)
+	n.Concerns = nil
+	return n, c, ok
+}
+
 // SetFleet makes the known fleet exactly nodes (discovery owns membership):
 // new nodes are added, vanished ones removed, known ones keep their concerns.
 // It returns the addresses removed so their metric series can be deleted.
