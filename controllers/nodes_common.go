@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -88,7 +89,7 @@ func (d *nodeBase) nodePass(ctx context.Context, name, key string, spec *v1alpha
 	})
 	now := d.Clock.Now()
 	defer d.updateNodesGauge(spec)
-	if nodes.IsUnreachable(err) {
+	if err != nil && nodes.IsUnreachable(err) {
 		d.Store.SetContact(key, false, now, err.Error())
 		// What the node carried at the last contact is still the best
 		// knowledge; the error says why it is not fresher.
@@ -162,9 +163,7 @@ func updateNodesGauge(spec *v1alpha1.Spec, st *state.Store, m *metrics.Metrics) 
 		}
 		return metrics.NodeOutOfSync
 	})
-	for _, s := range []string{metrics.NodeInSync, metrics.NodeOutOfSync, metrics.NodeUnreachable} {
-		m.Nodes.WithLabelValues(s).Set(float64(counts[s]))
-	}
+	m.SetNodes(counts)
 }
 
 func nodeInSync(n *state.Node, active []string) bool {
@@ -181,26 +180,26 @@ func nodeInSync(n *state.Node, active []string) bool {
 }
 
 // syncFile makes path hold want with perm, listing what it changes in
-// o.changes. It returns the hash of what the file held before.
-func syncFile(ctx context.Context, c nodes.Conn, path string, want []byte, perm fs.FileMode, o *outcome) (string, error) {
+// o.changes. Contents are compared as bytes; hashes are computed only to
+// name a change.
+func syncFile(ctx context.Context, c nodes.Conn, path string, want []byte, perm fs.FileMode, o *outcome) error {
 	have, mode, err := c.ReadFile(ctx, path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		o.changes = append(o.changes, fmt.Sprintf("create %s (sha256 %s, mode %s)", path, short(state.Hash(want)), octal(perm)))
-		return "", c.WriteFile(ctx, path, want, perm)
+		return c.WriteFile(ctx, path, want, perm)
 	case err != nil:
-		return "", err
+		return err
 	}
-	old := state.Hash(have)
-	if old != state.Hash(want) {
-		o.changes = append(o.changes, fmt.Sprintf("update %s: sha256 %s -> %s", path, short(old), short(state.Hash(want))))
-		return old, c.WriteFile(ctx, path, want, perm)
+	if !bytes.Equal(have, want) {
+		o.changes = append(o.changes, fmt.Sprintf("update %s: sha256 %s -> %s", path, short(state.Hash(have)), short(state.Hash(want))))
+		return c.WriteFile(ctx, path, want, perm)
 	}
 	if mode != perm {
 		o.changes = append(o.changes, fmt.Sprintf("chmod %s %s -> %s", path, octal(mode), octal(perm)))
-		return old, c.Chmod(ctx, path, perm)
+		return c.Chmod(ctx, path, perm)
 	}
-	return old, nil
+	return nil
 }
 
 func short(h string) string {

@@ -168,13 +168,13 @@ func (p *Placement) placeFor(ctx context.Context, c nodes.Conn, spec *v1alpha1.S
 	// The marker first: a pass interrupted after it leaves a key the
 	// operator knows it owns (and removes), never an unmanaged one.
 	marker := []byte("registry-operator placed tls.crt and tls.key here; it removes them when this agent stops being a candidate.\n")
-	if _, err := syncFile(ctx, c, path.Join(dir, placedMarker), marker, 0o644, o); err != nil {
+	if err := syncFile(ctx, c, path.Join(dir, placedMarker), marker, 0o644, o); err != nil {
 		return false, err
 	}
-	if _, err := syncFile(ctx, c, path.Join(dir, "tls.key"), pk.ServerKey, 0o600, o); err != nil {
+	if err := syncFile(ctx, c, path.Join(dir, "tls.key"), pk.ServerKey, 0o600, o); err != nil {
 		return false, err
 	}
-	if _, err := syncFile(ctx, c, path.Join(dir, "tls.crt"), pk.ServerChain, 0o644, o); err != nil {
+	if err := syncFile(ctx, c, path.Join(dir, "tls.crt"), pk.ServerChain, 0o644, o); err != nil {
 		return false, err
 	}
 	if t.app.kind == servedMirror {

@@ -51,7 +51,7 @@ func (p *Placement) placeRegistryFiles(ctx context.Context, c nodes.Conn, spec *
 	} else if err := removeIfPlaced(ctx, c, dir, htpasswdPath, "spec.auth is not set", o); err != nil {
 		return err
 	}
-	if _, err := syncFile(ctx, c, path.Join(dir, marathon.ConfigFile), f.config.File, 0o600, o); err != nil {
+	if err := syncFile(ctx, c, path.Join(dir, marathon.ConfigFile), f.config.File, 0o600, o); err != nil {
 		return err
 	}
 	if complete && !o.isPending() {
@@ -103,7 +103,7 @@ func (p *Placement) syncHtpasswd(ctx context.Context, c nodes.Conn, spec *v1alph
 	if !res.Unchanged() {
 		o.changes = append(o.changes, htpasswdChanges(file, res)...)
 	}
-	if _, err := syncFile(ctx, c, file, res.File, 0o600, o); err != nil {
+	if err := syncFile(ctx, c, file, res.File, 0o600, o); err != nil {
 		return false, err
 	}
 	if !o.isPending() {

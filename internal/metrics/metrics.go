@@ -9,6 +9,7 @@ import (
 
 	"runtime"
 	"runtime/debug"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -74,7 +75,17 @@ type Metrics struct {
 
 	SSHSessions      prometheus.Counter
 	MarathonRequests *prometheus.CounterVec
+
+	// outOfSync holds the OutOfSync series already created, so a node pass
+	// sets its gauge without hashing its labels again; mu orders it with
+	// the deletions of ForgetTarget and ForgetApp.
+	mu        sync.Mutex
+	outOfSync map[seriesKey]prometheus.Gauge
+	// nodeStates are the three Nodes series, by state.
+	nodeStates map[string]prometheus.Gauge
 }
+
+type seriesKey struct{ reconciler, target string }
 
 // BuildInfo is what registry_operator_build_info reports.
 type BuildInfo struct{ Version, Revision string }
@@ -84,7 +95,7 @@ type BuildInfo struct{ Version, Revision string }
 func New(bi BuildInfo) *Metrics {
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
-	m := &Metrics{Registry: reg}
+	m := &Metrics{Registry: reg, outOfSync: map[seriesKey]prometheus.Gauge{}, nodeStates: map[string]prometheus.Gauge{}}
 
 	m.ReconcileTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reconcile_total",
 		Help: "Reconciles by reconciler and result (success, error, requeue)."}, []string{"reconciler", "result"})
@@ -178,7 +189,7 @@ func New(bi BuildInfo) *Metrics {
 		m.DriftCorrections.WithLabelValues(r)
 	}
 	for _, s := range []string{NodeInSync, NodeOutOfSync, NodeUnreachable} {
-		m.Nodes.WithLabelValues(s)
+		m.nodeStates[s] = m.Nodes.WithLabelValues(s)
 	}
 	for _, c := range []string{"ca", "server"} {
 		m.CertExpiration.WithLabelValues(c)
@@ -207,13 +218,24 @@ func (m *Metrics) InitApp(id string) {
 // ForgetApp deletes the series of an app the spec no longer names.
 func (m *Metrics) ForgetApp(id string) {
 	m.AppInstances.DeletePartialMatch(prometheus.Labels{"app": id})
-	m.OutOfSync.DeletePartialMatch(prometheus.Labels{"target": id})
+	m.forgetOutOfSync(id)
 }
 
 // ForgetTarget deletes every per-target series of a node that left.
 func (m *Metrics) ForgetTarget(target string) {
-	m.OutOfSync.DeletePartialMatch(prometheus.Labels{"target": target})
+	m.forgetOutOfSync(target)
 	m.HostKeyMismatch.DeletePartialMatch(prometheus.Labels{"target": target})
+}
+
+func (m *Metrics) forgetOutOfSync(target string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.OutOfSync.DeletePartialMatch(prometheus.Labels{"target": target})
+	for k := range m.outOfSync {
+		if k.target == target {
+			delete(m.outOfSync, k)
+		}
+	}
 }
 
 // SetOutOfSync records whether target differs from the spec for reconciler.
@@ -222,7 +244,23 @@ func (m *Metrics) SetOutOfSync(reconciler, target string, out bool) {
 	if out {
 		v = 1
 	}
-	m.OutOfSync.WithLabelValues(reconciler, target).Set(v)
+	k := seriesKey{reconciler, target}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g, ok := m.outOfSync[k]
+	if !ok {
+		g = m.OutOfSync.WithLabelValues(reconciler, target)
+		m.outOfSync[k] = g
+	}
+	g.Set(v)
+}
+
+// SetNodes sets registry_operator_nodes to counts, by state (a state
+// missing from counts is 0).
+func (m *Metrics) SetNodes(counts map[string]int) {
+	for s, g := range m.nodeStates {
+		g.Set(float64(counts[s]))
+	}
 }
 
 func vcsRevision() string {
