@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
@@ -136,25 +136,33 @@ func (d *nodeBase) updateNodesGauge(spec *v1alpha1.Spec) {
 
 // nodeReconcilers lists the per-node reconcilers the spec turns on.
 func nodeReconcilers(spec *v1alpha1.Spec) []string {
-	var rs []string
-	if spec.TrustEnabled() {
-		rs = append(rs, reconciler.Trust)
+	var buf [4]string
+	rs, _ := appendNodeReconcilers(buf[:0], spec)
+	return slices.Clone(rs)
+}
+
+// appendNodeReconcilers appends the per-node reconcilers the spec turns on
+// to rs, and returns a key naming that set: one character, a bit for
+// each, so the nodes gauge names its classifier without allocating.
+func appendNodeReconcilers(rs []string, spec *v1alpha1.Spec) ([]string, string) {
+	mask := 0
+	for i, on := range []struct {
+		name string
+		on   bool
+	}{{reconciler.Trust, spec.TrustEnabled()}, {reconciler.Conntrack, spec.ConntrackEnabled()},
+		{reconciler.Placement, spec.PlacementEnabled()}, {reconciler.Credentials, spec.CredentialsEnabled()}} {
+		if on.on {
+			rs = append(rs, on.name)
+			mask |= 1 << i
+		}
 	}
-	if spec.ConntrackEnabled() {
-		rs = append(rs, reconciler.Conntrack)
-	}
-	if spec.PlacementEnabled() {
-		rs = append(rs, reconciler.Placement)
-	}
-	if spec.CredentialsEnabled() {
-		rs = append(rs, reconciler.Credentials)
-	}
-	return rs
+	return rs, string(rune('a' + mask))
 }
 
 func updateNodesGauge(spec *v1alpha1.Spec, st *state.Store, m *metrics.Metrics) {
-	active := nodeReconcilers(spec)
-	counts := st.CountNodes(strings.Join(active, ","), func(n *state.Node) string {
+	var buf [4]string
+	active, key := appendNodeReconcilers(buf[:0], spec)
+	counts := st.CountNodes(key, func(n *state.Node) string {
 		switch {
 		case !n.Reachable && n.LastError != "":
 			return metrics.NodeUnreachable
