@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -83,6 +84,16 @@ type Metrics struct {
 	outOfSync map[seriesKey]prometheus.Gauge
 	// nodeStates are the three Nodes series, by state.
 	nodeStates map[string]prometheus.Gauge
+	// reconciles are each known reconciler's series, made in New and
+	// only read after.
+	reconciles map[string]reconcileSeries
+}
+
+// reconcileSeries are one reconciler's reconcile series.
+type reconcileSeries struct {
+	total    map[string]prometheus.Counter // by result
+	duration prometheus.Observer
+	last     prometheus.Gauge
 }
 
 type seriesKey struct{ reconciler, target string }
@@ -95,7 +106,8 @@ type BuildInfo struct{ Version, Revision string }
 func New(bi BuildInfo) *Metrics {
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
-	m := &Metrics{Registry: reg, outOfSync: map[seriesKey]prometheus.Gauge{}, nodeStates: map[string]prometheus.Gauge{}}
+	m := &Metrics{Registry: reg, outOfSync: map[seriesKey]prometheus.Gauge{}, nodeStates: map[string]prometheus.Gauge{},
+		reconciles: map[string]reconcileSeries{}}
 
 	m.ReconcileTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reconcile_total",
 		Help: "Reconciles by reconciler and result (success, error, requeue)."}, []string{"reconciler", "result"})
@@ -181,11 +193,12 @@ func New(bi BuildInfo) *Metrics {
 	}
 	build.WithLabelValues(bi.Version, rev, runtime.Version()).Set(1)
 	for _, r := range reconciler.All() {
+		rs := reconcileSeries{total: map[string]prometheus.Counter{},
+			duration: m.ReconcileDuration.WithLabelValues(r), last: m.LastSuccess.WithLabelValues(r)}
 		for _, res := range []string{ResultSuccess, ResultError, ResultRequeue} {
-			m.ReconcileTotal.WithLabelValues(r, res)
+			rs.total[res] = m.ReconcileTotal.WithLabelValues(r, res)
 		}
-		m.ReconcileDuration.WithLabelValues(r)
-		m.LastSuccess.WithLabelValues(r)
+		m.reconciles[r] = rs
 		m.DriftCorrections.WithLabelValues(r)
 	}
 	for _, s := range []string{NodeInSync, NodeOutOfSync, NodeUnreachable} {
@@ -253,6 +266,22 @@ func (m *Metrics) SetOutOfSync(reconciler, target string, out bool) {
 		m.outOfSync[k] = g
 	}
 	g.Set(v)
+}
+
+// Reconciled records one reconcile of reconciler: its result (a Result*
+// constant), how long it took, and when it ended if it succeeded.
+func (m *Metrics) Reconciled(reconciler, result string, took time.Duration, end time.Time) {
+	rs, ok := m.reconciles[reconciler]
+	total, known := rs.total[result]
+	if !ok || !known {
+		rs = reconcileSeries{duration: m.ReconcileDuration.WithLabelValues(reconciler), last: m.LastSuccess.WithLabelValues(reconciler)}
+		total = m.ReconcileTotal.WithLabelValues(reconciler, result)
+	}
+	rs.duration.Observe(took.Seconds())
+	total.Inc()
+	if result != ResultError {
+		rs.last.Set(float64(end.Unix()))
+	}
 }
 
 // SetNodes sets registry_operator_nodes to counts, by state (a state
