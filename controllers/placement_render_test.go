@@ -1,9 +1,11 @@
 package controllers
 
 import (
+	"context"
 	"maps"
 	"path"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/registry-operator/registry-operator/internal/marathon"
@@ -46,6 +48,43 @@ func TestPlacementRendersConfigOncePerRound(t *testing.T) {
 		}
 		if pc := f.env.concern(t, c.node, reconciler.Placement); !pc.InSync || pc.Error != "" {
 			t.Errorf("%s: placement after the change: %+v", c.node, pc)
+		}
+	}
+}
+
+// The manager runs several workers per reconciler: what a round shares
+// (renders, derived forms, compiled constraints, the trust bundle's
+// derivations) is shared between them too. Under -race this shows any
+// unguarded use; either way every node ends in sync.
+func TestNodeReconcilersShareRoundsAcrossWorkers(t *testing.T) {
+	f := newSteadyFleet(t, 40, true)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(f.recs)*4)
+	for _, r := range f.recs {
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < len(f.addrs); i += 4 {
+					if _, err := r.Reconcile(ctx, f.addrs[i]); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, a := range f.addrs {
+		for _, name := range f.names {
+			if c := f.env.concern(t, a, name); !c.InSync || len(c.Changes) > 0 {
+				t.Errorf("%s %s after a concurrent round: %+v", a, name, c)
+			}
 		}
 	}
 }
