@@ -32,6 +32,7 @@ type Placement struct {
 	htpasswdCost int
 	renders      configRenders
 	patterns     hostPatterns
+	htpasswdKept htpasswdKept
 }
 
 // NewPlacement returns the certificate placement reconciler.

@@ -91,7 +91,7 @@ func (p *Placement) syncHtpasswd(ctx context.Context, c nodes.Conn, spec *v1alph
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, err
 	}
-	res, err := htpasswd.Keep(have, users, p.htpasswdCost)
+	res, err := p.htpasswdKept.keep(have, users, p.htpasswdCost)
 	if errors.Is(err, htpasswd.ErrMalformed) {
 		// The file is the operator's alone: start over rather than stall.
 		o.changes = append(o.changes, "replace "+file+": it does not parse as an htpasswd file")
