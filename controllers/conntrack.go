@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
@@ -24,7 +25,35 @@ const (
 // across reboots: the sysctl.d file sets it at boot, and the modules-load.d
 // file loads nf_conntrack early enough for the key to exist then
 // (systemd-sysctl skips keys whose module is not loaded yet).
-type Conntrack struct{ nodeBase }
+type Conntrack struct {
+	nodeBase
+	mu   sync.Mutex
+	last *conntrackWant // the files for the spec's value, made once per change
+}
+
+// conntrackWant is what every node should hold for one value.
+type conntrackWant struct {
+	value            int
+	persistFile      string
+	want, key        string // the value as written, and the concern's want
+	persist, modules []byte
+}
+
+// wanted returns the files for the spec's value and persist file.
+func (r *Conntrack) wanted(ct *v1alpha1.ConntrackSpec) *conntrackWant {
+	v := ct.TCPBeLiberalValue()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if w := r.last; w != nil && w.value == v && w.persistFile == ct.PersistFile {
+		return w
+	}
+	want := strconv.Itoa(v)
+	r.last = &conntrackWant{value: v, persistFile: ct.PersistFile, want: want, key: BeLiberalKey + "=" + want,
+		persist: []byte(fmt.Sprintf("# Written by registry-operator: the DC/OS layer-4 load balancer needs liberal TCP window tracking.\n%s = %s\n",
+			BeLiberalKey, want)),
+		modules: []byte(fmt.Sprintf("# Written by registry-operator: load nf_conntrack at boot so %s applies.\nnf_conntrack\n", ct.PersistFile))}
+	return r.last
+}
 
 // NewConntrack returns the conntrack reconciler.
 func NewConntrack(d Deps, o NodeOptions) *Conntrack {
@@ -42,15 +71,13 @@ func (r *Conntrack) Reconcile(ctx context.Context, key string) (manager.Result, 
 
 func (r *Conntrack) check(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
 	ct := spec.Conntrack
-	want := strconv.Itoa(ct.TCPBeLiberalValue())
-	o.want = BeLiberalKey + "=" + want
-	persist := fmt.Sprintf("# Written by registry-operator: the DC/OS layer-4 load balancer needs liberal TCP window tracking.\n%s = %s\n",
-		BeLiberalKey, want)
-	modules := fmt.Sprintf("# Written by registry-operator: load nf_conntrack at boot so %s applies.\nnf_conntrack\n", ct.PersistFile)
-	if _, err := syncFile(ctx, c, ct.PersistFile, []byte(persist), 0o644, o); err != nil {
+	w := r.wanted(ct)
+	want := w.want
+	o.want = w.key
+	if err := syncFile(ctx, c, ct.PersistFile, w.persist, 0o644, o); err != nil {
 		return err
 	}
-	if _, err := syncFile(ctx, c, ct.ModulesLoadFile, []byte(modules), 0o644, o); err != nil {
+	if err := syncFile(ctx, c, ct.ModulesLoadFile, w.modules, 0o644, o); err != nil {
 		return err
 	}
 	live, _, err := c.ReadFile(ctx, BeLiberalPath)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/registry-operator/registry-operator/internal/nodes"
 )
@@ -19,6 +20,42 @@ import (
 // also requires the constraints to hold for the address alone (called
 // with hostname ""; see uncertainIdentity in placement.go).
 func matchHostConstraints(cs [][]string, hostname, ip string) (bool, error) {
+	return (*hostPatterns)(nil).match(cs, hostname, ip)
+}
+
+// hostPatterns keeps the LIKE and UNLIKE expressions compiled, for a
+// reconciler that matches every node of the fleet against the same
+// constraints each round. A nil *hostPatterns compiles every time.
+type hostPatterns struct {
+	mu  sync.Mutex
+	res map[string]*regexp.Regexp
+}
+
+// maxHostPatterns bounds what a long run of changing specs leaves behind.
+const maxHostPatterns = 64
+
+func (h *hostPatterns) compile(expr string) (*regexp.Regexp, error) {
+	if h == nil {
+		return regexp.Compile(expr)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if re, ok := h.res[expr]; ok {
+		return re, nil
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, err
+	}
+	if h.res == nil || len(h.res) >= maxHostPatterns {
+		h.res = map[string]*regexp.Regexp{}
+	}
+	h.res[expr] = re
+	return re, nil
+}
+
+// match is matchHostConstraints with h's compiled expressions.
+func (h *hostPatterns) match(cs [][]string, hostname, ip string) (bool, error) {
 	values := []string{hostname, ip}
 	for _, c := range cs {
 		if len(c) < 2 || c[0] != "hostname" {
@@ -31,7 +68,7 @@ func matchHostConstraints(cs [][]string, hostname, ip string) (bool, error) {
 		}
 		switch op {
 		case "LIKE", "UNLIKE":
-			re, err := regexp.Compile(`^(?:` + arg + `)$`)
+			re, err := h.compile(`^(?:` + arg + `)$`)
 			if err != nil {
 				return false, fmt.Errorf("app.constraints: hostname %s %q is not a valid regular expression: %w", op, arg, err)
 			}

@@ -21,7 +21,10 @@ import (
 // other registries are kept, and a file that cannot be parsed is left as
 // it is and reported. It records the generation each agent carries, which
 // the pullsecret reconciler waits for before it drops an old password.
-type Credentials struct{ nodeBase }
+type Credentials struct {
+	nodeBase
+	forms formMemo
+}
 
 // NewCredentials returns the credentials reconciler.
 func NewCredentials(d Deps, o NodeOptions) *Credentials {
@@ -46,7 +49,7 @@ func (r *Credentials) Reconcile(ctx context.Context, key string) (manager.Result
 		return manager.Result{}, manager.TerminalError(err)
 	}
 	return r.nodePass(ctx, reconciler.Credentials, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
-		return syncCredentials(ctx, c, spec.PullCredentials, ps, hosts, o)
+		return syncCredentials(ctx, c, spec.PullCredentials, ps, hosts, &r.forms, o)
 	})
 }
 
@@ -76,7 +79,7 @@ func forms(p *v1alpha1.PullCredentialsSpec) []credentialForm {
 // Every form is read before any is written, so what the node carries is
 // known even when a write fails.
 func syncCredentials(ctx context.Context, c nodes.Conn, p *v1alpha1.PullCredentialsSpec, ps state.PullSecret,
-	hosts []string, o *outcome) error {
+	hosts []string, memo *formMemo, o *outcome) error {
 	cur := ps.Current
 	o.want = state.CredentialsHash(int64(cur.Generation))
 	entry := dockerauth.Entry{Username: cur.Name, Password: cur.Password}
@@ -88,7 +91,7 @@ func syncCredentials(ctx context.Context, c nodes.Conn, p *v1alpha1.PullCredenti
 	var found []formState
 	var problems []string
 	for _, f := range forms(p) {
-		form, err := readForm(ctx, c, f, owned, ps)
+		form, err := readForm(ctx, c, f, hosts, owned, ps, memo)
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"path"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/registry-operator/registry-operator/internal/dockerauth"
 	"github.com/registry-operator/registry-operator/internal/nodes"
@@ -29,8 +30,8 @@ type formState struct {
 
 // readForm reads one form and merges owned into what it holds. A file
 // that cannot be parsed comes back with a problem: it is never overwritten.
-func readForm(ctx context.Context, c nodes.Conn, f credentialForm, owned map[string]dockerauth.Entry,
-	ps state.PullSecret) (formState, error) {
+func readForm(ctx context.Context, c nodes.Conn, f credentialForm, hosts []string, owned map[string]dockerauth.Entry,
+	ps state.PullSecret, memo *formMemo) (formState, error) {
 	s := formState{credentialForm: f}
 	var err error
 	s.have, s.mode, err = c.ReadFile(ctx, f.path)
@@ -38,29 +39,91 @@ func readForm(ctx context.Context, c nodes.Conn, f credentialForm, owned map[str
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return s, err
 	}
-	config := s.have
-	if s.exists && f.archive {
-		if config, err = dockerauth.ReadTarGz(s.have); err != nil {
-			s.problem = unreadable(f.path, err)
-			return s, nil
+	d, err := memo.derive(f, s.have, s.exists, hosts, owned, ps)
+	s.gen, s.want, s.problem = d.gen, d.want, d.problem
+	return s, err
+}
+
+// formDerived is what a form's content derives to: the generation it
+// carries, what it should hold, or why it is left untouched.
+type formDerived struct {
+	gen     int64
+	want    []byte
+	problem string
+}
+
+// deriveForm merges owned into have, the content of form f.
+func deriveForm(f credentialForm, have []byte, exists bool, owned map[string]dockerauth.Entry,
+	ps state.PullSecret) (formDerived, error) {
+	var d formDerived
+	config := have
+	var err error
+	if exists && f.archive {
+		if config, err = dockerauth.ReadTarGz(have); err != nil {
+			d.problem = unreadable(f.path, err)
+			return d, nil
 		}
 	}
-	if s.gen, err = carriedGeneration(config, owned, ps); err != nil {
-		s.problem = unreadable(f.path, err)
-		return s, nil
+	if d.gen, err = carriedGeneration(config, owned, ps); err != nil {
+		d.problem = unreadable(f.path, err)
+		return d, nil
 	}
-	s.want, err = dockerauth.Merge(config, owned)
+	d.want, err = dockerauth.Merge(config, owned)
 	if errors.Is(err, dockerauth.ErrUnreadable) {
-		s.problem = unreadable(f.path, err)
-		return s, nil
+		d.problem = unreadable(f.path, err)
+		return d, nil
 	}
 	if err != nil {
-		return s, err
+		return d, err
 	}
 	if f.archive {
-		s.want, err = dockerauth.TarGz(s.want)
+		d.want, err = dockerauth.TarGz(d.want)
 	}
-	return s, err
+	return d, err
+}
+
+// formMemo remembers, for each form, what the content last read derives
+// to. In steady state every agent holds the same bytes, so a resync round
+// parses, merges and (for docker.tar.gz) compresses them once rather than
+// once per agent. A nil *formMemo derives every time.
+type formMemo struct {
+	mu   sync.Mutex
+	last map[credentialForm]formMemoEntry
+}
+
+type formMemoEntry struct {
+	have    string
+	exists  bool
+	current state.PullUser
+	valid   []state.PullUser
+	hosts   []string
+	d       formDerived
+}
+
+// derive is deriveForm, remembered. owned must be hosts, each mapped to
+// the current pull user (as syncCredentials builds it): the memo is keyed
+// by hosts and the user rather than by the map.
+func (m *formMemo) derive(f credentialForm, have []byte, exists bool, hosts []string, owned map[string]dockerauth.Entry,
+	ps state.PullSecret) (formDerived, error) {
+	if m == nil {
+		return deriveForm(f, have, exists, owned, ps)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.last[f]; ok && e.exists == exists && e.have == string(have) && e.current == ps.Current &&
+		slices.Equal(e.valid, ps.Valid) && slices.Equal(e.hosts, hosts) {
+		return e.d, nil
+	}
+	d, err := deriveForm(f, have, exists, owned, ps)
+	if err != nil {
+		return d, err
+	}
+	if m.last == nil {
+		m.last = map[credentialForm]formMemoEntry{}
+	}
+	m.last[f] = formMemoEntry{have: string(have), exists: exists, current: ps.Current, valid: slices.Clone(ps.Valid),
+		hosts: slices.Clone(hosts), d: d}
+	return d, nil
 }
 
 func unreadable(p string, err error) string {

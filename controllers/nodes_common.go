@@ -1,12 +1,13 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
@@ -71,11 +72,10 @@ type check func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outco
 // corrections, and the nodes gauge. Unreachable nodes come back as errors,
 // so the manager retries them with backoff; a refused host key is terminal.
 func (d *nodeBase) nodePass(ctx context.Context, name, key string, spec *v1alpha1.Spec, fn check) (manager.Result, error) {
-	node, ok := d.Store.Node(key)
+	_, prev, ok := d.Store.NodeConcern(key, name)
 	if !ok {
 		return manager.Result{}, nil // left the fleet since it was queued
 	}
-	prev := node.Concerns[name]
 	var o outcome
 	// The one place report mode is decided for the node reconcilers: a
 	// pass in report mode works on a connection that changes nothing.
@@ -89,7 +89,7 @@ func (d *nodeBase) nodePass(ctx context.Context, name, key string, spec *v1alpha
 	})
 	now := d.Clock.Now()
 	defer d.updateNodesGauge(spec)
-	if nodes.IsUnreachable(err) {
+	if err != nil && nodes.IsUnreachable(err) {
 		d.Store.SetContact(key, false, now, err.Error())
 		// What the node carried at the last contact is still the best
 		// knowledge; the error says why it is not fresher.
@@ -136,25 +136,33 @@ func (d *nodeBase) updateNodesGauge(spec *v1alpha1.Spec) {
 
 // nodeReconcilers lists the per-node reconcilers the spec turns on.
 func nodeReconcilers(spec *v1alpha1.Spec) []string {
-	var rs []string
-	if spec.TrustEnabled() {
-		rs = append(rs, reconciler.Trust)
+	var buf [4]string
+	rs, _ := appendNodeReconcilers(buf[:0], spec)
+	return slices.Clone(rs)
+}
+
+// appendNodeReconcilers appends the per-node reconcilers the spec turns on
+// to rs, and returns a key naming that set: one character, a bit for
+// each, so the nodes gauge names its classifier without allocating.
+func appendNodeReconcilers(rs []string, spec *v1alpha1.Spec) ([]string, string) {
+	mask := 0
+	for i, on := range []struct {
+		name string
+		on   bool
+	}{{reconciler.Trust, spec.TrustEnabled()}, {reconciler.Conntrack, spec.ConntrackEnabled()},
+		{reconciler.Placement, spec.PlacementEnabled()}, {reconciler.Credentials, spec.CredentialsEnabled()}} {
+		if on.on {
+			rs = append(rs, on.name)
+			mask |= 1 << i
+		}
 	}
-	if spec.ConntrackEnabled() {
-		rs = append(rs, reconciler.Conntrack)
-	}
-	if spec.PlacementEnabled() {
-		rs = append(rs, reconciler.Placement)
-	}
-	if spec.CredentialsEnabled() {
-		rs = append(rs, reconciler.Credentials)
-	}
-	return rs
+	return rs, string(rune('a' + mask))
 }
 
 func updateNodesGauge(spec *v1alpha1.Spec, st *state.Store, m *metrics.Metrics) {
-	active := nodeReconcilers(spec)
-	counts := st.CountNodes(strings.Join(active, ","), func(n *state.Node) string {
+	var buf [4]string
+	active, key := appendNodeReconcilers(buf[:0], spec)
+	counts := st.CountNodes(key, func(n *state.Node) string {
 		switch {
 		case !n.Reachable && n.LastError != "":
 			return metrics.NodeUnreachable
@@ -163,9 +171,7 @@ func updateNodesGauge(spec *v1alpha1.Spec, st *state.Store, m *metrics.Metrics) 
 		}
 		return metrics.NodeOutOfSync
 	})
-	for _, s := range []string{metrics.NodeInSync, metrics.NodeOutOfSync, metrics.NodeUnreachable} {
-		m.Nodes.WithLabelValues(s).Set(float64(counts[s]))
-	}
+	m.SetNodes(counts)
 }
 
 func nodeInSync(n *state.Node, active []string) bool {
@@ -182,26 +188,26 @@ func nodeInSync(n *state.Node, active []string) bool {
 }
 
 // syncFile makes path hold want with perm, listing what it changes in
-// o.changes. It returns the hash of what the file held before.
-func syncFile(ctx context.Context, c nodes.Conn, path string, want []byte, perm fs.FileMode, o *outcome) (string, error) {
+// o.changes. Contents are compared as bytes; hashes are computed only to
+// name a change.
+func syncFile(ctx context.Context, c nodes.Conn, path string, want []byte, perm fs.FileMode, o *outcome) error {
 	have, mode, err := c.ReadFile(ctx, path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		o.changes = append(o.changes, fmt.Sprintf("create %s (sha256 %s, mode %s)", path, short(state.Hash(want)), octal(perm)))
-		return "", c.WriteFile(ctx, path, want, perm)
+		return c.WriteFile(ctx, path, want, perm)
 	case err != nil:
-		return "", err
+		return err
 	}
-	old := state.Hash(have)
-	if old != state.Hash(want) {
-		o.changes = append(o.changes, fmt.Sprintf("update %s: sha256 %s -> %s", path, short(old), short(state.Hash(want))))
-		return old, c.WriteFile(ctx, path, want, perm)
+	if !bytes.Equal(have, want) {
+		o.changes = append(o.changes, fmt.Sprintf("update %s: sha256 %s -> %s", path, short(state.Hash(have)), short(state.Hash(want))))
+		return c.WriteFile(ctx, path, want, perm)
 	}
 	if mode != perm {
 		o.changes = append(o.changes, fmt.Sprintf("chmod %s %s -> %s", path, octal(mode), octal(perm)))
-		return old, c.Chmod(ctx, path, perm)
+		return c.Chmod(ctx, path, perm)
 	}
-	return old, nil
+	return nil
 }
 
 func short(h string) string {

@@ -211,7 +211,7 @@ type nodeEnv struct {
 	opts    NodeOptions
 }
 
-func newNodeEnv(t *testing.T, edit func(*v1alpha1.Spec)) *nodeEnv {
+func newNodeEnv(t testing.TB, edit func(*v1alpha1.Spec)) *nodeEnv {
 	t.Helper()
 	reg := &v1alpha1.Registry{Spec: v1alpha1.Spec{
 		Nodes:     &v1alpha1.NodesSpec{Static: []string{"198.18.0.11", "198.18.0.12"}},
@@ -251,7 +251,7 @@ func (e *nodeEnv) node(addr string) *fakeNode {
 	return n
 }
 
-func (e *nodeEnv) concern(t *testing.T, addr, reconciler string) state.Concern {
+func (e *nodeEnv) concern(t testing.TB, addr, reconciler string) state.Concern {
 	t.Helper()
 	n, ok := e.store.Node(addr)
 	if !ok {

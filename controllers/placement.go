@@ -30,6 +30,9 @@ type Placement struct {
 	nodeBase
 	readFile     func(string) ([]byte, error)
 	htpasswdCost int
+	renders      configRenders
+	patterns     hostPatterns
+	htpasswdKept htpasswdKept
 }
 
 // NewPlacement returns the certificate placement reconciler.
@@ -52,7 +55,7 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 	if !spec.PlacementEnabled() {
 		return manager.Result{}, nil
 	}
-	node, ok := p.Store.Node(key)
+	node, _, ok := p.Store.NodeConcern(key, reconciler.Placement)
 	if !ok {
 		return manager.Result{}, nil
 	}
@@ -60,7 +63,7 @@ func (p *Placement) Reconcile(ctx context.Context, key string) (manager.Result, 
 	if len(pk.ServerChain) == 0 || len(pk.ServerKey) == 0 {
 		return manager.Result{}, nil // the PKI topic triggers a pass once there is a certificate
 	}
-	targets, err := p.targets(spec, node)
+	targets, err := p.targets(spec, node, pk)
 	if err != nil {
 		return manager.Result{}, manager.TerminalError(err)
 	}
@@ -108,19 +111,20 @@ type placeTarget struct {
 	files     *registryFiles
 }
 
-// targets matches the node against each served app and renders each
-// config file once for the pass.
-func (p *Placement) targets(spec *v1alpha1.Spec, node state.Node) ([]*placeTarget, error) {
+// targets matches the node against each served app and takes each config
+// file from the round's render (placement_render.go).
+func (p *Placement) targets(spec *v1alpha1.Spec, node state.Node, pk state.PKI) ([]*placeTarget, error) {
 	var out []*placeTarget
+	maint := p.Store.RegistryMaintenance()
 	for _, a := range servedApps(spec) {
 		t := &placeTarget{app: a, files: &registryFiles{}}
 		if a.enabled {
 			var err error
-			if t.match, err = matchHostConstraints(a.app.Constraints, node.Hostname, hostOnly(node.Address)); err != nil {
+			if t.match, err = p.patterns.match(a.app.Constraints, node.Hostname, hostOnly(node.Address)); err != nil {
 				return nil, err
 			}
-			t.byAddress, _ = matchHostConstraints(a.app.Constraints, "", hostOnly(node.Address)) // same regexps: no error
-			t.files.config, t.files.configErr = a.render(spec, p.Store, p.readFile)
+			t.byAddress, _ = p.patterns.match(a.app.Constraints, "", hostOnly(node.Address)) // same regexps: no error
+			t.files.config, t.files.configErr = p.renders.render(a, spec, pk, maint, node.Address, p.readFile)
 		}
 		out = append(out, t)
 	}
@@ -165,13 +169,13 @@ func (p *Placement) placeFor(ctx context.Context, c nodes.Conn, spec *v1alpha1.S
 	// The marker first: a pass interrupted after it leaves a key the
 	// operator knows it owns (and removes), never an unmanaged one.
 	marker := []byte("registry-operator placed tls.crt and tls.key here; it removes them when this agent stops being a candidate.\n")
-	if _, err := syncFile(ctx, c, path.Join(dir, placedMarker), marker, 0o644, o); err != nil {
+	if err := syncFile(ctx, c, path.Join(dir, placedMarker), marker, 0o644, o); err != nil {
 		return false, err
 	}
-	if _, err := syncFile(ctx, c, path.Join(dir, "tls.key"), pk.ServerKey, 0o600, o); err != nil {
+	if err := syncFile(ctx, c, path.Join(dir, "tls.key"), pk.ServerKey, 0o600, o); err != nil {
 		return false, err
 	}
-	if _, err := syncFile(ctx, c, path.Join(dir, "tls.crt"), pk.ServerChain, 0o644, o); err != nil {
+	if err := syncFile(ctx, c, path.Join(dir, "tls.crt"), pk.ServerChain, 0o644, o); err != nil {
 		return false, err
 	}
 	if t.app.kind == servedMirror {

@@ -51,7 +51,7 @@ func (p *Placement) placeRegistryFiles(ctx context.Context, c nodes.Conn, spec *
 	} else if err := removeIfPlaced(ctx, c, dir, htpasswdPath, "spec.auth is not set", o); err != nil {
 		return err
 	}
-	if _, err := syncFile(ctx, c, path.Join(dir, marathon.ConfigFile), f.config.File, 0o600, o); err != nil {
+	if err := syncFile(ctx, c, path.Join(dir, marathon.ConfigFile), f.config.File, 0o600, o); err != nil {
 		return err
 	}
 	if complete && !o.isPending() {
@@ -91,7 +91,7 @@ func (p *Placement) syncHtpasswd(ctx context.Context, c nodes.Conn, spec *v1alph
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, err
 	}
-	res, err := htpasswd.Keep(have, users, p.htpasswdCost)
+	res, err := p.htpasswdKept.keep(have, users, p.htpasswdCost)
 	if errors.Is(err, htpasswd.ErrMalformed) {
 		// The file is the operator's alone: start over rather than stall.
 		o.changes = append(o.changes, "replace "+file+": it does not parse as an htpasswd file")
@@ -103,7 +103,7 @@ func (p *Placement) syncHtpasswd(ctx context.Context, c nodes.Conn, spec *v1alph
 	if !res.Unchanged() {
 		o.changes = append(o.changes, htpasswdChanges(file, res)...)
 	}
-	if _, err := syncFile(ctx, c, file, res.File, 0o600, o); err != nil {
+	if err := syncFile(ctx, c, file, res.File, 0o600, o); err != nil {
 		return false, err
 	}
 	if !o.isPending() {

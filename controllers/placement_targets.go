@@ -42,7 +42,7 @@ func placeMirrorFiles(ctx context.Context, c nodes.Conn, dir string, f *registry
 		o.detail = joinDetail(o.detail, "the mirror's config.yml is not placed: "+f.configErr.Error())
 		return nil
 	}
-	if _, err := syncFile(ctx, c, path.Join(dir, marathon.ConfigFile), f.config.File, 0o600, o); err != nil {
+	if err := syncFile(ctx, c, path.Join(dir, marathon.ConfigFile), f.config.File, 0o600, o); err != nil {
 		return err
 	}
 	if !o.pendingSince(m) {

@@ -1,10 +1,12 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
 	"github.com/registry-operator/registry-operator/internal/manager"
@@ -23,6 +25,7 @@ type Trust struct {
 	nodeBase
 	outputs  map[string]func(*v1alpha1.TrustSpec) trustOutput
 	restarts restartGate
+	wants    trustWants
 }
 
 // NewTrust returns the node trust reconciler.
@@ -82,11 +85,11 @@ func (t *Trust) Reconcile(ctx context.Context, key string) (manager.Result, erro
 		// Nothing to distribute yet; the PKI topic triggers the next pass.
 		return t.record(key, spec, "waiting for the certificate reconciler to publish a CA bundle")
 	}
-	names, err := trustedDirNames(spec)
+	needCAs := slices.Contains(spec.Trust.Runtimes, v1alpha1.RuntimeUCR) || spec.Trust.SystemStore
+	w, err := t.wants.get(spec, pki.Bundle, needCAs)
 	if err != nil {
-		return manager.Result{}, manager.TerminalError(err)
+		return manager.Result{}, err
 	}
-	w := &trustWant{bundle: pki.Bundle, hash: state.Hash(pki.Bundle), names: names}
 	var outs []trustOutput
 	var unsupported []string
 	for _, r := range spec.Trust.Runtimes {
@@ -99,11 +102,6 @@ func (t *Trust) Reconcile(ctx context.Context, key string) (manager.Result, erro
 	}
 	if spec.Trust.SystemStore {
 		outs = append(outs, systemStoreOutput{})
-	}
-	if slices.Contains(spec.Trust.Runtimes, v1alpha1.RuntimeUCR) || spec.Trust.SystemStore {
-		if w.cas, err = splitBundle(pki.Bundle); err != nil {
-			return manager.Result{}, fmt.Errorf("trust: the published CA bundle: %w", err)
-		}
 	}
 	waiting := false
 	res, err := t.nodePass(ctx, reconciler.Trust, key, spec, func(ctx context.Context, c nodes.Conn, spec *v1alpha1.Spec, o *outcome) error {
@@ -131,6 +129,42 @@ func (t *Trust) Reconcile(ctx context.Context, key string) (manager.Result, erro
 		res.RequeueAfter = restartWaitRequeue
 	}
 	return res, err
+}
+
+// trustWants keeps the trustWant of the last bundle and addresses: every
+// node's pass in a round works from the same one, so the bundle is hashed
+// and split, and the addresses parsed, once per change rather than once
+// per node.
+type trustWants struct {
+	mu               sync.Mutex
+	bundle           []byte
+	registry, mirror string
+	cas              bool
+	w                *trustWant
+}
+
+// get returns the trustWant for bundle and the spec's addresses; needCAs
+// asks for the bundle's certificates one by one too. The trustWant is
+// shared: outputs only read it.
+func (c *trustWants) get(spec *v1alpha1.Spec, bundle []byte, needCAs bool) (*trustWant, error) {
+	registry, mirror := spec.Registry.Address, spec.MirrorAddress()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.w != nil && c.registry == registry && c.mirror == mirror && c.cas == needCAs && bytes.Equal(c.bundle, bundle) {
+		return c.w, nil
+	}
+	names, err := trustedDirNames(spec)
+	if err != nil {
+		return nil, manager.TerminalError(err)
+	}
+	w := &trustWant{bundle: bundle, hash: state.Hash(bundle), names: names}
+	if needCAs {
+		if w.cas, err = splitBundle(bundle); err != nil {
+			return nil, fmt.Errorf("trust: the published CA bundle: %w", err)
+		}
+	}
+	c.bundle, c.registry, c.mirror, c.cas, c.w = bytes.Clone(bundle), registry, mirror, needCAs, w
+	return w, nil
 }
 
 // trustedDirNames are the certs.d names of every endpoint that serves the

@@ -52,13 +52,13 @@ func (d *certsDirOutput) sync(ctx context.Context, c nodes.Conn, w *trustWant, o
 			dir := path.Join(root, name)
 			created := !slices.ContainsFunc(ents, func(e nodes.FileInfo) bool { return e.Name == name })
 			for _, f := range d.files(dir, name, w) {
-				if _, err := syncFile(ctx, c, path.Join(dir, f.name), f.data, 0o644, o); err != nil {
+				if err := syncFile(ctx, c, path.Join(dir, f.name), f.data, 0o644, o); err != nil {
 					return err
 				}
 			}
 			if created {
 				marker := []byte("Created by registry-operator for registry " + name + "; it removes this directory when the address changes.\n")
-				if _, err := syncFile(ctx, c, path.Join(dir, ownerMarker), marker, 0o644, o); err != nil {
+				if err := syncFile(ctx, c, path.Join(dir, ownerMarker), marker, 0o644, o); err != nil {
 					return err
 				}
 			}

@@ -60,7 +60,7 @@ func (systemStoreOutput) sync(ctx context.Context, c nodes.Conn, w *trustWant, o
 	for _, ca := range w.cas {
 		want[ca.file] = true
 		n := len(o.changes)
-		if _, err := syncFile(ctx, c, path.Join(st.dir, ca.file), ca.pem, 0o644, o); err != nil {
+		if err := syncFile(ctx, c, path.Join(st.dir, ca.file), ca.pem, 0o644, o); err != nil {
 			return err
 		}
 		changed = changed || len(o.changes) > n

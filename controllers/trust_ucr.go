@@ -104,12 +104,12 @@ func (u *ucrOutput) sync(ctx context.Context, c nodes.Conn, w *trustWant, o *out
 	// Claim every name before creating it, so an interrupted pass leaves
 	// nothing the next one would take for someone else's.
 	if claims := union(old, final); !maps.Equal(claims, old) {
-		if _, err := syncFile(ctx, c, path.Join(u.dir, ucrManifest), manifestText(claims), 0o644, &outcome{}); err != nil {
+		if err := syncFile(ctx, c, path.Join(u.dir, ucrManifest), manifestText(claims), 0o644, &outcome{}); err != nil {
 			return err
 		}
 	}
 	for _, ca := range w.cas {
-		if _, err := syncFile(ctx, c, path.Join(u.dir, ca.file), ca.pem, 0o644, o); err != nil {
+		if err := syncFile(ctx, c, path.Join(u.dir, ca.file), ca.pem, 0o644, o); err != nil {
 			return err
 		}
 	}
@@ -125,8 +125,7 @@ func (u *ucrOutput) sync(ctx context.Context, c nodes.Conn, w *trustWant, o *out
 	if maps.Equal(final, old) {
 		return nil
 	}
-	_, err = syncFile(ctx, c, path.Join(u.dir, ucrManifest), manifestText(final), 0o644, o)
-	return err
+	return syncFile(ctx, c, path.Join(u.dir, ucrManifest), manifestText(final), 0o644, o)
 }
 
 // ucrDir is one pass's view of the directory.

@@ -9,6 +9,8 @@ import (
 
 	"runtime"
 	"runtime/debug"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -74,7 +76,27 @@ type Metrics struct {
 
 	SSHSessions      prometheus.Counter
 	MarathonRequests *prometheus.CounterVec
+
+	// outOfSync holds the OutOfSync series already created, so a node pass
+	// sets its gauge without hashing its labels again; mu orders it with
+	// the deletions of ForgetTarget and ForgetApp.
+	mu        sync.Mutex
+	outOfSync map[seriesKey]prometheus.Gauge
+	// nodeStates are the three Nodes series, by state.
+	nodeStates map[string]prometheus.Gauge
+	// reconciles are each known reconciler's series, made in New and
+	// only read after.
+	reconciles map[string]reconcileSeries
 }
+
+// reconcileSeries are one reconciler's reconcile series.
+type reconcileSeries struct {
+	total    map[string]prometheus.Counter // by result
+	duration prometheus.Observer
+	last     prometheus.Gauge
+}
+
+type seriesKey struct{ reconciler, target string }
 
 // BuildInfo is what registry_operator_build_info reports.
 type BuildInfo struct{ Version, Revision string }
@@ -84,7 +106,8 @@ type BuildInfo struct{ Version, Revision string }
 func New(bi BuildInfo) *Metrics {
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
-	m := &Metrics{Registry: reg}
+	m := &Metrics{Registry: reg, outOfSync: map[seriesKey]prometheus.Gauge{}, nodeStates: map[string]prometheus.Gauge{},
+		reconciles: map[string]reconcileSeries{}}
 
 	m.ReconcileTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reconcile_total",
 		Help: "Reconciles by reconciler and result (success, error, requeue)."}, []string{"reconciler", "result"})
@@ -170,15 +193,16 @@ func New(bi BuildInfo) *Metrics {
 	}
 	build.WithLabelValues(bi.Version, rev, runtime.Version()).Set(1)
 	for _, r := range reconciler.All() {
+		rs := reconcileSeries{total: map[string]prometheus.Counter{},
+			duration: m.ReconcileDuration.WithLabelValues(r), last: m.LastSuccess.WithLabelValues(r)}
 		for _, res := range []string{ResultSuccess, ResultError, ResultRequeue} {
-			m.ReconcileTotal.WithLabelValues(r, res)
+			rs.total[res] = m.ReconcileTotal.WithLabelValues(r, res)
 		}
-		m.ReconcileDuration.WithLabelValues(r)
-		m.LastSuccess.WithLabelValues(r)
+		m.reconciles[r] = rs
 		m.DriftCorrections.WithLabelValues(r)
 	}
 	for _, s := range []string{NodeInSync, NodeOutOfSync, NodeUnreachable} {
-		m.Nodes.WithLabelValues(s)
+		m.nodeStates[s] = m.Nodes.WithLabelValues(s)
 	}
 	for _, c := range []string{"ca", "server"} {
 		m.CertExpiration.WithLabelValues(c)
@@ -207,13 +231,24 @@ func (m *Metrics) InitApp(id string) {
 // ForgetApp deletes the series of an app the spec no longer names.
 func (m *Metrics) ForgetApp(id string) {
 	m.AppInstances.DeletePartialMatch(prometheus.Labels{"app": id})
-	m.OutOfSync.DeletePartialMatch(prometheus.Labels{"target": id})
+	m.forgetOutOfSync(id)
 }
 
 // ForgetTarget deletes every per-target series of a node that left.
 func (m *Metrics) ForgetTarget(target string) {
-	m.OutOfSync.DeletePartialMatch(prometheus.Labels{"target": target})
+	m.forgetOutOfSync(target)
 	m.HostKeyMismatch.DeletePartialMatch(prometheus.Labels{"target": target})
+}
+
+func (m *Metrics) forgetOutOfSync(target string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.OutOfSync.DeletePartialMatch(prometheus.Labels{"target": target})
+	for k := range m.outOfSync {
+		if k.target == target {
+			delete(m.outOfSync, k)
+		}
+	}
 }
 
 // SetOutOfSync records whether target differs from the spec for reconciler.
@@ -222,7 +257,39 @@ func (m *Metrics) SetOutOfSync(reconciler, target string, out bool) {
 	if out {
 		v = 1
 	}
-	m.OutOfSync.WithLabelValues(reconciler, target).Set(v)
+	k := seriesKey{reconciler, target}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g, ok := m.outOfSync[k]
+	if !ok {
+		g = m.OutOfSync.WithLabelValues(reconciler, target)
+		m.outOfSync[k] = g
+	}
+	g.Set(v)
+}
+
+// Reconciled records one reconcile of reconciler: its result (a Result*
+// constant), how long it took, and when it ended if it succeeded.
+func (m *Metrics) Reconciled(reconciler, result string, took time.Duration, end time.Time) {
+	rs, ok := m.reconciles[reconciler]
+	total, known := rs.total[result]
+	if !ok || !known {
+		rs = reconcileSeries{duration: m.ReconcileDuration.WithLabelValues(reconciler), last: m.LastSuccess.WithLabelValues(reconciler)}
+		total = m.ReconcileTotal.WithLabelValues(reconciler, result)
+	}
+	rs.duration.Observe(took.Seconds())
+	total.Inc()
+	if result != ResultError {
+		rs.last.Set(float64(end.Unix()))
+	}
+}
+
+// SetNodes sets registry_operator_nodes to counts, by state (a state
+// missing from counts is 0).
+func (m *Metrics) SetNodes(counts map[string]int) {
+	for s, g := range m.nodeStates {
+		g.Set(float64(counts[s]))
+	}
 }
 
 func vcsRevision() string {

@@ -22,11 +22,7 @@ func (o reconcileObserver) Enabled(name string, on bool) {
 
 func (o reconcileObserver) Finished(rep manager.Report) {
 	name, result := rep.Reconciler, resultLabel(rep)
-	o.metrics.ReconcileDuration.WithLabelValues(name).Observe(rep.Duration.Seconds())
-	o.metrics.ReconcileTotal.WithLabelValues(name, result).Inc()
-	if rep.Err == nil {
-		o.metrics.LastSuccess.WithLabelValues(name).Set(float64(rep.End().Unix()))
-	}
+	o.metrics.Reconciled(name, result, rep.Duration, rep.End())
 	o.store.UpdateReconciler(name, func(r *state.ReconcilerStatus) {
 		r.Enabled, r.LastResult, r.LastRun = true, result, rep.Start
 		r.LastError = ""

@@ -156,16 +156,25 @@ type Store struct {
 
 	fleetListed time.Time // FleetListed: discovery's view
 
-	// nodesVer changes whenever a node's classification for the nodes
-	// gauge could have changed; counts caches the last CountNodes result.
-	nodesVer uint64
-	counts   nodeCounts
+	// counts caches what CountNodes found, node by node.
+	counts nodeCounts
 }
 
+// nodeCounts is CountNodes' cache: each node's class, their counts, and
+// the nodes whose class may have changed since.
 type nodeCounts struct {
-	ver    uint64
 	key    string
-	counts map[string]int
+	counts map[string]int // replaced, never changed, once returned
+	class  map[string]string
+	dirty  map[string]struct{}
+}
+
+// touch marks addr for reclassification: its membership, reachability or
+// a concern's InSync changed. Callers hold s.mu.
+func (s *Store) touch(addr string) {
+	if s.counts.class != nil {
+		s.counts.dirty[addr] = struct{}{}
+	}
 }
 
 // New returns an empty store.
@@ -254,23 +263,50 @@ func (s *Store) Addresses() []string {
 
 // CountNodes counts the nodes by the class classify gives each, without
 // copying them. Node passes call it after every node, so it must not cost
-// O(N) each time: the result is cached until membership, reachability or a
-// concern's InSync changes (the only inputs a classifier may use), or key,
-// which names the classifier, differs. The returned map must not be changed.
+// O(N) each time: each node's class is kept, and only nodes whose
+// membership, reachability or a concern's InSync changed since (the only
+// inputs a classifier may use) are classified again; a different key,
+// which names the classifier, classifies every node. The returned map must
+// not be changed.
 func (s *Store) CountNodes(key string, classify func(*Node) string) map[string]int {
 	s.mu.RLock()
-	if c := s.counts; c.counts != nil && c.ver == s.nodesVer && c.key == key {
+	if c := s.counts; c.counts != nil && c.key == key && len(c.dirty) == 0 {
 		s.mu.RUnlock()
 		return c.counts
 	}
 	s.mu.RUnlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	counts := map[string]int{}
-	for _, n := range s.nodes {
-		counts[classify(&n)]++
+	c := &s.counts
+	if c.counts == nil || c.key != key {
+		*c = nodeCounts{key: key, counts: map[string]int{}, class: make(map[string]string, len(s.nodes)),
+			dirty: map[string]struct{}{}}
+		for addr, n := range s.nodes {
+			k := classify(&n)
+			c.class[addr] = k
+			c.counts[k]++
+		}
+		return c.counts
 	}
-	s.counts = nodeCounts{ver: s.nodesVer, key: key, counts: counts}
+	if len(c.dirty) == 0 {
+		return c.counts
+	}
+	counts := maps.Clone(c.counts)
+	for addr := range c.dirty {
+		if old, ok := c.class[addr]; ok {
+			if counts[old]--; counts[old] == 0 {
+				delete(counts, old)
+			}
+			delete(c.class, addr)
+		}
+		if n, ok := s.nodes[addr]; ok {
+			k := classify(&n)
+			c.class[addr] = k
+			counts[k]++
+		}
+	}
+	clear(c.dirty)
+	c.counts = counts
 	return counts
 }
 
@@ -281,6 +317,19 @@ func (s *Store) Node(addr string) (Node, bool) {
 	n, ok := s.nodes[addr]
 	n.Concerns = maps.Clone(n.Concerns)
 	return n, ok
+}
+
+// NodeConcern returns one node without its Concerns map (nil) and one
+// reconciler's concern on it: what a node pass needs, without copying
+// every reconciler's concerns for every node and pass.
+func (s *Store) NodeConcern(addr, reconciler string) (Node, Concern, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n, ok := s.nodes[addr]
+	c := n.Concerns[reconciler]
+	c.Changes = slices.Clone(c.Changes)
+	n.Concerns = nil
+	return n, c, ok
 }
 
 // SetFleet makes the known fleet exactly nodes (discovery owns membership):
@@ -301,14 +350,15 @@ func (s *Store) SetFleet(nodes []Node) (removed []string) {
 			n.Concerns = map[string]Concern{}
 		}
 		s.nodes[n.Address] = n
+		s.touch(n.Address)
 	}
 	for addr := range s.nodes {
 		if !keep[addr] {
 			delete(s.nodes, addr)
 			removed = append(removed, addr)
+			s.touch(addr)
 		}
 	}
-	s.nodesVer++
 	s.mu.Unlock()
 	slices.Sort(removed)
 	s.notify(TopicNodes)
@@ -324,7 +374,7 @@ func (s *Store) SetContact(addr string, reachable bool, at time.Time, errText st
 		return // node left the fleet meanwhile: do not resurrect it
 	}
 	if n.Reachable != reachable || (n.LastError == "") != (errText == "") {
-		s.nodesVer++
+		s.touch(addr)
 	}
 	n.Reachable, n.LastError = reachable, errText
 	if reachable {
@@ -351,7 +401,7 @@ func (s *Store) SetConcern(addr, reconciler string, c Concern) {
 	s.nodes[addr] = n
 	changed := prev.Hash != c.Hash || prev.InSync != c.InSync
 	if !had || prev.InSync != c.InSync {
-		s.nodesVer++
+		s.touch(addr)
 	}
 	s.mu.Unlock()
 	if changed {

@@ -90,34 +90,47 @@ func TestCountNodesRecountsOnlyOnChange(t *testing.T) {
 		t.Fatalf("first count %v after %d calls", got, calls)
 	}
 	steps := []struct {
-		name    string
-		change  func()
-		recount bool
-		in      int
+		name string
+		// change; then only the nodes it may have moved are classified.
+		change     func()
+		classified int
+		in, out    int
 	}{
-		{"same answer again", func() {}, false, 0},
-		{"contact made", func() { s.SetContact("a", true, time.Now(), "") }, true, 0},
-		{"contact again", func() { s.SetContact("a", true, time.Now(), "") }, false, 0},
-		{"concern appears", func() { s.SetConcern("a", "trust", Concern{InSync: true, Hash: "h"}) }, true, 1},
-		{"only detail changes", func() { s.SetConcern("a", "trust", Concern{InSync: true, Hash: "h", Detail: "x"}) }, false, 1},
-		{"falls out of sync", func() { s.SetConcern("a", "trust", Concern{Hash: "h"}) }, true, 0},
-		{"back in sync", func() { s.SetConcern("a", "trust", Concern{InSync: true, Hash: "h"}) }, true, 1},
-		{"new error text only", func() { s.SetContact("b", false, time.Now(), "e1") }, true, 1},
-		{"same error kind", func() { s.SetContact("b", false, time.Now(), "e2") }, false, 1},
-		{"fleet changes", func() { s.SetFleet([]Node{{Address: "a"}}) }, true, 1},
+		{"same answer again", func() {}, 0, 0, 2},
+		{"contact made", func() { s.SetContact("a", true, time.Now(), "") }, 1, 0, 2},
+		{"contact again", func() { s.SetContact("a", true, time.Now(), "") }, 0, 0, 2},
+		{"concern appears", func() { s.SetConcern("a", "trust", Concern{InSync: true, Hash: "h"}) }, 1, 1, 1},
+		{"only detail changes", func() { s.SetConcern("a", "trust", Concern{InSync: true, Hash: "h", Detail: "x"}) }, 0, 1, 1},
+		{"falls out of sync", func() { s.SetConcern("a", "trust", Concern{Hash: "h"}) }, 1, 0, 2},
+		{"back in sync", func() { s.SetConcern("a", "trust", Concern{InSync: true, Hash: "h"}) }, 1, 1, 1},
+		{"new error text only", func() { s.SetContact("b", false, time.Now(), "e1") }, 1, 1, 1},
+		{"same error kind", func() { s.SetContact("b", false, time.Now(), "e2") }, 0, 1, 1},
+		{"both change", func() {
+			s.SetConcern("a", "trust", Concern{Hash: "h"})
+			s.SetContact("b", true, time.Now(), "")
+		}, 2, 0, 2},
+		{"a node leaves", func() { s.SetFleet([]Node{{Address: "a"}}) }, 0, 0, 1},
+		{"a node joins", func() { s.SetFleet([]Node{{Address: "a"}, {Address: "c"}}) }, 1, 0, 2},
+		{"same fleet again", func() { s.SetFleet([]Node{{Address: "a"}, {Address: "c"}}) }, 0, 0, 2},
 	}
 	for _, st := range steps {
 		st.change()
 		got := count("k")
-		if (calls > 0) != st.recount {
-			t.Errorf("%s: classify called %d times, want recount=%v", st.name, calls, st.recount)
+		if calls != st.classified {
+			t.Errorf("%s: classify called %d times, want %d", st.name, calls, st.classified)
 		}
-		if got["in"] != st.in {
-			t.Errorf("%s: in = %d, want %d (%v)", st.name, got["in"], st.in, got)
+		if got["in"] != st.in || got["out"] != st.out {
+			t.Errorf("%s: counts %v, want in %d, out %d", st.name, got, st.in, st.out)
 		}
 	}
-	if count("other"); calls == 0 {
-		t.Error("a different classifier key reused the cached counts")
+	held := count("k")
+	s.SetConcern("a", "trust", Concern{InSync: true, Hash: "h"})
+	s.SetContact("a", true, time.Now(), "")
+	if count("k"); held["in"] != 0 || held["out"] != 2 {
+		t.Errorf("a map CountNodes returned changed afterwards: %v", held)
+	}
+	if count("other"); calls != 2 {
+		t.Errorf("a different classifier key classified %d nodes, want every one (2)", calls)
 	}
 }
 
