@@ -18,10 +18,10 @@ func (c *client) keptChannel(reqs <-chan *ssh.Request) {
 // OpenSSH's client refuses what it does not know (sshd's
 // keepalive@openssh.com, sent on the first open channel or else as a
 // global request, wants an answer; hostkeys-00@openssh.com does not), and
-// channel opens are rejected. It closes
-// the client once x/crypto has closed both channels, which it does when
-// the connection ends. The executor's loop calls it every pollEvery, and
-// connect before it trusts a kept connection.
+// channel opens are rejected. It closes the client once x/crypto has
+// closed the connection's channels, which it does when the connection
+// ends. The executor's loop calls it every pollEvery, and connect before
+// it trusts a kept connection.
 //
 // Answering writes to the connection, which blocks while the node does not
 // read: that is done in a short-lived goroutine, at most one per

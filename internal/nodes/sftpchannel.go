@@ -50,9 +50,9 @@ func (c *client) startSFTP(ctx context.Context) (*sftp.Client, error) {
 // node on a channel kept for the whole run. Here the executor's loop takes
 // the channel's requests (client.poll): sshd's keepalive
 // (ClientAliveInterval) asks on the first open channel, and hangs up when
-// unanswered. sftp-server writes nothing
-// to stderr unless it fails to start, which is read then (sftpStartError),
-// or runs with -e, which logs errors there. Unread stderr takes from the
+// unanswered. sftp-server writes nothing to stderr unless it fails to
+// start, which is read then (sftpStartError), or runs with -e, which logs
+// errors there. Unread stderr takes from the
 // channel's 2 MB window: only after megabytes of logged errors would the
 // channel stall, and then the request timeout closes the connection and
 // the next pass dials again.
