@@ -17,6 +17,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/registry-operator/registry-operator/api/v1alpha1"
+	"github.com/registry-operator/registry-operator/internal/memlimit"
 	"github.com/registry-operator/registry-operator/internal/operator"
 )
 
@@ -91,6 +92,18 @@ func logger(w io.Writer, v int) logr.Logger {
 	return logr.FromSlogHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.Level(-v)}))
 }
 
+// setMemoryLimit gives Go's collector a soft limit below the container's
+// memory limit (Marathon's mem), unless GOMEMLIMIT sets one (GOMEMLIMIT=off:
+// none). Its value is also on /metrics as go_gc_gomemlimit_bytes.
+func setMemoryLimit(log logr.Logger) {
+	s, err := memlimit.Configure(os.Getenv, os.DirFS("/"))
+	if err != nil {
+		log.Error(err, "container memory limit not read: Go's collector runs without a soft limit; set GOMEMLIMIT to give one")
+		return
+	}
+	log.Info("memory limit", "source", s.Source, "softLimitBytes", s.Bytes, "cgroupLimitBytes", s.Cgroup, "cgroupFile", s.File)
+}
+
 // signalContext is cancelled on the first SIGINT/SIGTERM; a second one exits at once.
 func signalContext() (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -115,6 +128,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log := logger(stderr, c.verbosity)
+	setMemoryLimit(log)
 	op, err := operator.New(operator.Options{ConfigPath: c.config, Listen: *listen, Once: *once,
 		Timeout: *timeout, Grace: *grace, Version: version, Log: log})
 	if err != nil {

@@ -53,6 +53,18 @@ type client struct {
 	lastUsed atomic.Int64
 	// probing: a keepalive probe is in flight.
 	probing atomic.Bool
+	// keepAliveEvery is cfg.KeepAlive, fixed at dial for the executor's
+	// loop to read.
+	keepAliveEvery time.Duration
+
+	// What the node sends unasked, taken by poll; pollMu serialises polls.
+	pollMu sync.Mutex
+	reqs   <-chan *ssh.Request
+	chans  <-chan ssh.NewChannel
+	// chanReqs are the kept SFTP channel's requests; nil once it closed.
+	chanReqs <-chan *ssh.Request
+	// answering: poll's answers are being written.
+	answering atomic.Bool
 }
 
 func (c *client) touch() { c.lastUsed.Store(time.Now().UnixNano()) }
@@ -110,8 +122,7 @@ func dial(ctx context.Context, keys *hostKeys, cfg Config, node string, counter 
 	}
 	_ = conn.SetDeadline(time.Time{})
 	c := &client{node: node, cfg: cfg, ssh: sc, counter: counter, closed: closed, done: make(chan struct{}),
-		acceptedNew: acceptedNew.Load()}
-	go c.serve(chans, reqs)
+		acceptedNew: acceptedNew.Load(), keepAliveEvery: cfg.KeepAlive, reqs: reqs, chans: chans}
 	return c, nil
 }
 

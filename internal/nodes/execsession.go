@@ -14,33 +14,8 @@ import (
 // three goroutines per connection (one answering global requests, one
 // refusing channel opens, one waiting to close port forwards) for as long
 // as it lives, and the executor keeps a connection per node for the whole
-// run. serve does the first two in one goroutine that also notices the
-// connection's end; exec sessions are run on bare channels (execute).
-
-// serve refuses what the node asks of the operator (channels, global
-// requests: OpenSSH's client does the same) and closes the client once the
-// connection is gone.
-func (c *client) serve(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
-	for chans != nil || reqs != nil {
-		select {
-		case nc, ok := <-chans:
-			if !ok {
-				chans = nil
-				continue
-			}
-			_ = nc.Reject(ssh.Prohibited, "the operator accepts no channels")
-		case r, ok := <-reqs:
-			if !ok {
-				reqs = nil
-				continue
-			}
-			if r.WantReply {
-				_ = r.Reply(false, nil)
-			}
-		}
-	}
-	c.close()
-}
+// run. The executor's one loop does the first two for every connection
+// (poll), and exec sessions run on bare channels (execute).
 
 // exitError is a command that ran and ended with a status other than 0,
 // or by a signal (status 128+n, as a shell reports it).

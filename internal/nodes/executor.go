@@ -179,6 +179,7 @@ func (e *Executor) drop(ns *nodeState) {
 // client's settings never change under it). Called with ns.mu held.
 func (e *Executor) connect(ctx context.Context, cfg Config, node string, ns *nodeState) (Conn, error) {
 	if c := ns.client; c != nil {
+		c.poll() // notices a connection that ended since the loop's last tick
 		if c.alive() && c.cfg == cfg {
 			return ns.conn, nil
 		}

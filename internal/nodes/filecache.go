@@ -17,29 +17,45 @@ const fullReadEvery = 5 * time.Minute
 // fileCache holds what was last read in full from regular files and
 // directories on one connection, with the attributes each had then. It
 // lives and dies with the connection: a new connection reads everything.
+//
+// A node's reconcilers read a handful of paths, so the entries are slices
+// searched in order: a map's buckets cost more than the 640-byte CA they
+// hold, once per kept connection.
 type fileCache struct {
 	mu    sync.Mutex
-	files map[string]cachedFile
-	dirs  map[string]cachedDir
+	files []cachedFile
+	dirs  []cachedDir
 }
 
 // cachedDir is a listing. A directory's mtime changes whenever an entry is
 // added, removed or renamed, which covers every change a listing reports
 // (names and entry types); entries' own modes are not re-checked.
 type cachedDir struct {
-	mtime time.Time
+	path  string
+	mtime int64 // unix nanoseconds
 	mode  fs.FileMode
 	ents  []FileInfo
-	read  time.Time
+	read  int64 // unix nanoseconds
 }
 
 type cachedFile struct {
+	path  string
 	size  int64
-	mtime time.Time
+	mtime int64       // unix nanoseconds
 	mode  fs.FileMode // the full mode: type bits and permissions
 	perm  fs.FileMode
 	data  []byte
-	read  time.Time
+	read  int64 // unix nanoseconds
+}
+
+func fresh(read int64, now time.Time) bool { return now.Sub(time.Unix(0, read)) < fullReadEvery }
+
+func (c *fileCache) file(p string) int {
+	return slices.IndexFunc(c.files, func(e cachedFile) bool { return e.path == p })
+}
+
+func (c *fileCache) dir(p string) int {
+	return slices.IndexFunc(c.dirs, func(e cachedDir) bool { return e.path == p })
 }
 
 // get returns the cached content of p when st (a fresh stat of p) matches
@@ -47,8 +63,12 @@ type cachedFile struct {
 func (c *fileCache) get(p string, st fs.FileInfo, now time.Time) ([]byte, fs.FileMode, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.files[p]
-	if !ok || e.size != st.Size() || !e.mtime.Equal(st.ModTime()) || e.mode != st.Mode() || now.Sub(e.read) >= fullReadEvery {
+	i := c.file(p)
+	if i < 0 {
+		return nil, 0, false
+	}
+	e := &c.files[i]
+	if e.size != st.Size() || e.mtime != st.ModTime().UnixNano() || e.mode != st.Mode() || !fresh(e.read, now) {
 		return nil, 0, false
 	}
 	return slices.Clone(e.data), e.perm, true
@@ -57,10 +77,13 @@ func (c *fileCache) get(p string, st fs.FileInfo, now time.Time) ([]byte, fs.Fil
 func (c *fileCache) put(p string, st fs.FileInfo, perm fs.FileMode, data []byte, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.files == nil {
-		c.files = map[string]cachedFile{}
+	e := cachedFile{path: p, size: st.Size(), mtime: st.ModTime().UnixNano(), mode: st.Mode(), perm: perm,
+		data: slices.Clone(data), read: now.UnixNano()}
+	if i := c.file(p); i >= 0 {
+		c.files[i] = e
+		return
 	}
-	c.files[p] = cachedFile{size: st.Size(), mtime: st.ModTime(), mode: st.Mode(), perm: perm, data: slices.Clone(data), read: now}
+	c.files = append(c.files, e)
 }
 
 // forget drops p and the listings of its ancestors: the operator is about
@@ -68,11 +91,18 @@ func (c *fileCache) put(p string, st fs.FileInfo, perm fs.FileMode, data []byte,
 func (c *fileCache) forget(p string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.files, p)
-	for d := p; ; d = path.Dir(d) {
-		delete(c.dirs, d)
-		if d == "/" || d == "." {
-			return
+	c.files = slices.DeleteFunc(c.files, func(e cachedFile) bool { return e.path == p })
+	c.dirs = slices.DeleteFunc(c.dirs, func(e cachedDir) bool { return isDirOf(e.path, p) })
+}
+
+// isDirOf says whether d is p or one of its ancestors.
+func isDirOf(d, p string) bool {
+	for a := p; ; a = path.Dir(a) {
+		if a == d {
+			return true
+		}
+		if a == "/" || a == "." {
+			return false
 		}
 	}
 }
@@ -80,8 +110,12 @@ func (c *fileCache) forget(p string) {
 func (c *fileCache) getDir(p string, st fs.FileInfo, now time.Time) ([]FileInfo, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.dirs[p]
-	if !ok || !e.mtime.Equal(st.ModTime()) || e.mode != st.Mode() || now.Sub(e.read) >= fullReadEvery {
+	i := c.dir(p)
+	if i < 0 {
+		return nil, false
+	}
+	e := &c.dirs[i]
+	if e.mtime != st.ModTime().UnixNano() || e.mode != st.Mode() || !fresh(e.read, now) {
 		return nil, false
 	}
 	return slices.Clone(e.ents), true
@@ -90,17 +124,25 @@ func (c *fileCache) getDir(p string, st fs.FileInfo, now time.Time) ([]FileInfo,
 func (c *fileCache) putDir(p string, st fs.FileInfo, ents []FileInfo, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.dirs == nil {
-		c.dirs = map[string]cachedDir{}
+	e := cachedDir{path: p, mtime: st.ModTime().UnixNano(), mode: st.Mode(), ents: slices.Clone(ents), read: now.UnixNano()}
+	if i := c.dir(p); i >= 0 {
+		c.dirs[i] = e
+		return
 	}
-	c.dirs[p] = cachedDir{mtime: st.ModTime(), mode: st.Mode(), ents: slices.Clone(ents), read: now}
+	c.dirs = append(c.dirs, e)
 }
 
 // heldFiles are /proc/sys files kept open on one connection (see
 // sftpConn.readProcSys); they close with the connection's SFTP session.
+// Like fileCache, a short slice searched in order.
 type heldFiles struct {
 	mu    sync.Mutex
-	files map[string]*heldFile
+	files []heldEntry
+}
+
+type heldEntry struct {
+	path string
+	f    *heldFile
 }
 
 type heldFile struct {
@@ -109,19 +151,28 @@ type heldFile struct {
 	mode fs.FileMode
 }
 
+func (h *heldFiles) find(p string) int {
+	return slices.IndexFunc(h.files, func(e heldEntry) bool { return e.path == p })
+}
+
 func (h *heldFiles) get(p string) *heldFile {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.files[p]
+	if i := h.find(p); i >= 0 {
+		return h.files[i].f
+	}
+	return nil
 }
 
 func (h *heldFiles) put(p string, f *heldFile) {
 	h.mu.Lock()
-	old := h.files[p]
-	if h.files == nil {
-		h.files = map[string]*heldFile{}
+	var old *heldFile
+	if i := h.find(p); i >= 0 {
+		old = h.files[i].f
+		h.files[i].f = f
+	} else {
+		h.files = append(h.files, heldEntry{path: p, f: f})
 	}
-	h.files[p] = f
 	h.mu.Unlock()
 	if old != nil && old != f {
 		old.f.Close()
@@ -130,8 +181,11 @@ func (h *heldFiles) put(p string, f *heldFile) {
 
 func (h *heldFiles) drop(p string) {
 	h.mu.Lock()
-	old := h.files[p]
-	delete(h.files, p)
+	var old *heldFile
+	if i := h.find(p); i >= 0 {
+		old = h.files[i].f
+		h.files = slices.Delete(h.files, i, i+1)
+	}
 	h.mu.Unlock()
 	if old != nil {
 		old.f.Close()

@@ -48,21 +48,23 @@ func (c *client) startSFTP(ctx context.Context) (*sftp.Client, error) {
 // openSFTP serves SFTP over a bare "session" channel rather than an
 // ssh.Session: a Session keeps a goroutine reading the channel's requests
 // and one copying its stderr for as long as it lives, two goroutines per
-// node on a channel kept for the whole run. Here nothing reads them:
-// sshd sends a channel's requests (exit-status, eow@openssh.com) only as it
-// ends, fewer than the 16 x/crypto buffers, and sftp-server writes nothing
-// to stderr unless it fails to start, which is read then (sftpStartError),
-// or runs with -e, which logs errors there. Unread stderr takes from the
+// node on a channel kept for the whole run. Here the executor's loop takes
+// the channel's requests (client.poll): sshd's keepalive
+// (ClientAliveInterval) asks on the first open channel, and hangs up when
+// unanswered. sftp-server writes nothing to stderr unless it fails to
+// start, which is read then (sftpStartError), or runs with -e, which logs
+// errors there. Unread stderr takes from the
 // channel's 2 MB window: only after megabytes of logged errors would the
 // channel stall, and then the request timeout closes the connection and
 // the next pass dials again.
 func (c *client) openSFTP(path string) (*sftp.Client, error) {
-	ch, _, err := c.ssh.OpenChannel("session", nil)
+	ch, reqs, err := c.ssh.OpenChannel("session", nil)
 	if err != nil {
 		c.close()
 		return nil, &ConnectError{Node: c.node, Err: fmt.Errorf("open sftp session: %w", err)}
 	}
 	c.counter()
+	c.keptChannel(reqs)
 	if path == "" {
 		ok, err := ch.SendRequest("subsystem", true, ssh.Marshal(struct{ Name string }{"sftp"}))
 		if err != nil || !ok {

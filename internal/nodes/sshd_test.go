@@ -36,6 +36,8 @@ type testSSHD struct {
 
 type sshdOptions struct {
 	NoSFTPSubsystem bool
+	// Extra are more sshd_config lines.
+	Extra []string
 }
 
 func writeKey(t *testing.T, path string) ssh.PublicKey {
@@ -121,6 +123,7 @@ func startSSHD(t *testing.T, o sshdOptions) *testSSHD {
 	if !o.NoSFTPSubsystem {
 		cfg = append(cfg, "Subsystem sftp /usr/lib/openssh/sftp-server")
 	}
+	cfg = append(cfg, o.Extra...)
 	must(t, os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(strings.Join(cfg, "\n")+"\n"), 0o644))
 	must(t, os.MkdirAll("/run/sshd", 0o755)) // sshd's privilege separation directory
 

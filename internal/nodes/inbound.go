@@ -1,0 +1,100 @@
+package nodes
+
+import "golang.org/x/crypto/ssh"
+
+// maxPolled bounds what one poll takes from a connection: x/crypto buffers
+// 16 of each kind, and a node that keeps sending must not hold the loop.
+const maxPolled = 32
+
+// keptChannel hands poll the requests of a channel kept across passes.
+func (c *client) keptChannel(reqs <-chan *ssh.Request) {
+	c.pollMu.Lock()
+	c.chanReqs = reqs
+	c.pollMu.Unlock()
+}
+
+// poll takes, without blocking, what the node sent unasked since the last
+// poll: global requests and requests on the kept channel are refused, as
+// OpenSSH's client refuses what it does not know (sshd's
+// keepalive@openssh.com, sent on the first open channel or else as a
+// global request, wants an answer; hostkeys-00@openssh.com does not), and
+// channel opens are rejected. It closes the client once x/crypto has
+// closed the connection's channels, which it does when the connection
+// ends. The executor's loop calls it every pollEvery, and connect before
+// it trusts a kept connection.
+//
+// Answering writes to the connection, which blocks while the node does not
+// read: that is done in a short-lived goroutine, at most one per
+// connection, so one stuck node never holds the loop. While its answers
+// are still being written, what the node sends next stays in x/crypto's
+// buffers.
+func (c *client) poll() {
+	if c.answering.Load() {
+		return
+	}
+	c.pollMu.Lock()
+	var replies []*ssh.Request
+	var opens []ssh.NewChannel
+	ended := false
+loop:
+	for range maxPolled {
+		// Single-case selects: each is a lock-free check of an empty
+		// channel, where one select of all would lock all.
+		select {
+		case r, ok := <-c.reqs:
+			if !ok {
+				ended = true
+				break loop
+			}
+			if r.WantReply {
+				replies = append(replies, r)
+			}
+			continue
+		default:
+		}
+		select {
+		case r, ok := <-c.chanReqs: // a nil channel is never ready
+			if !ok {
+				c.chanReqs = nil // the channel closed, not the connection
+				continue
+			}
+			if r.WantReply {
+				replies = append(replies, r)
+			}
+			continue
+		default:
+		}
+		select {
+		case nc, ok := <-c.chans:
+			if !ok {
+				ended = true
+				break loop
+			}
+			opens = append(opens, nc)
+			continue
+		default:
+		}
+		break
+	}
+	c.pollMu.Unlock()
+	if ended {
+		c.close()
+		return
+	}
+	if len(replies) > 0 || len(opens) > 0 {
+		c.answering.Store(true)
+		go c.answer(replies, opens)
+	}
+}
+
+// answer refuses what poll took. A write that fails means the connection
+// is gone, which the next poll notices.
+func (c *client) answer(replies []*ssh.Request, opens []ssh.NewChannel) {
+	defer c.answering.Store(false)
+	for _, r := range replies {
+		_ = r.Reply(false, nil)
+	}
+	for _, nc := range opens {
+		_ = nc.Reject(ssh.Prohibited, "the operator accepts no channels")
+	}
+}
