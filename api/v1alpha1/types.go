@@ -94,7 +94,8 @@ type SSHSpec struct {
 	CommandTimeout Duration `yaml:"commandTimeout,omitempty" json:"commandTimeout,omitempty"`
 	// SFTPServer overrides detection of the node's sftp-server binary.
 	SFTPServer string `yaml:"sftpServer,omitempty" json:"sftpServer,omitempty"`
-	// KeepAlive is the interval of SSH keepalive requests on idle clients.
+	// KeepAlive: a kept connection no pass used for this long, plus a
+	// quarter (the resync's jitter), gets an SSH keepalive request.
 	KeepAlive Duration `yaml:"keepAlive,omitempty" json:"keepAlive,omitempty"`
 }
 

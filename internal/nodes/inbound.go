@@ -1,6 +1,10 @@
 package nodes
 
-import "golang.org/x/crypto/ssh"
+import (
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
 
 // maxPolled bounds what one poll takes from a connection: x/crypto buffers
 // 16 of each kind, and a node that keeps sending must not hold the loop.
@@ -12,6 +16,22 @@ func (c *client) keptChannel(reqs <-chan *ssh.Request) {
 	c.chanReqs = reqs
 	c.pollMu.Unlock()
 }
+
+// queued reports whether the node sent something poll has not taken yet.
+// A channel's length is read without its lock: a tick over a thousand
+// idle connections costs three loads each.
+func (c *client) queued() bool {
+	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
+	return len(c.reqs) > 0 || len(c.chans) > 0 || len(c.chanReqs) > 0
+}
+
+// probeAfter is how long the connection may sit unused before the
+// keepalive loop probes it: nodes.ssh.keepAlive, plus a quarter for the
+// resync's jitter (up to 10%). Passes that come about every keepAlive
+// already show the peer is alive; a probe each time the jitter stretched
+// the gap past keepAlive would double what a steady state sends.
+func (c *client) probeAfter() time.Duration { return c.keepAliveEvery + c.keepAliveEvery/4 }
 
 // poll takes, without blocking, what the node sent unasked since the last
 // poll: global requests and requests on the kept channel are refused, as

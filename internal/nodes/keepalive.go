@@ -9,19 +9,29 @@ import (
 // connection's node sent unasked (see client.poll). sshd's own keepalive
 // (ClientAliveInterval, whole seconds, at least 1) hangs up after
 // ClientAliveCountMax unanswered requests, at least one: an answer must
-// leave within a second, and a quarter of one leaves room for a busy
-// machine. x/crypto buffers 16 requests and 16 channel opens per
-// connection before its reader blocks; no node sends that many in 250 ms
-// unless it means to stall its own connection.
-const pollEvery = 250 * time.Millisecond
+// leave within a second, and half of one leaves room for a busy machine
+// while a tick over a thousand connections stays a small cost. x/crypto
+// buffers 16 requests and 16 channel opens per connection before its
+// reader blocks; no node sends that many in 500 ms unless it means to
+// stall its own connection.
+const pollEvery = 500 * time.Millisecond
+
+// fullPollEvery is how often a sweep polls every connection, also those
+// with nothing queued, to notice the ones x/crypto has closed (poll sees
+// their closed channels; their length is 0 like an idle one's). Between
+// those sweeps only connections with something queued are polled: at a
+// thousand agents the full poll of each is most of a tick's cost, for
+// connections a pass (connect polls first) or the next full sweep would
+// find ended anyway.
+const fullPollEvery = 10 * time.Second
 
 // keepAlive is the executor's one loop for every kept connection: it
 // answers what nodes send unasked, notices connections that ended, and
 // probes idle ones. A goroutine per connection (ssh.Client's handlers, or
 // one select over that connection's requests and channel opens) costs a
 // stack of several KB per node for the whole run; the loop costs one, and
-// a tick over a thousand idle connections takes about 0.12 ms on a 2-core
-// machine (BenchmarkPollIdle): 0.05% of a core at four ticks a second.
+// a tick over a thousand idle connections reads three channel lengths
+// each (BenchmarkPollIdle), and polls them in full every fullPollEvery.
 //
 // One goroutine blocking in reflect.Select over every connection's
 // channels would answer without a tick's delay, but each wake locks every
@@ -34,6 +44,9 @@ type keepAlive struct {
 	stop    chan struct{} // nil when no loop runs
 	// batch is the loop's reused copy of clients: a tick allocates nothing.
 	batch []*client
+	// lastFull is when a sweep last polled every connection; only the
+	// loop's goroutine uses it.
+	lastFull time.Time
 }
 
 // add registers c and makes sure the loop runs.
@@ -81,10 +94,16 @@ func (k *keepAlive) sweep() {
 	// Outside the lock: a poll that finds the connection gone closes it,
 	// and closing removes it from clients.
 	now := time.Now()
+	full := now.Sub(k.lastFull) >= fullPollEvery
+	if full {
+		k.lastFull = now
+	}
 	for i, c := range batch {
 		batch[i] = nil
-		c.poll()
-		if c.keepAliveEvery <= 0 || !c.alive() || now.Sub(time.Unix(0, c.lastUsed.Load())) < c.keepAliveEvery {
+		if full || c.queued() {
+			c.poll()
+		}
+		if c.keepAliveEvery <= 0 || !c.alive() || now.Sub(time.Unix(0, c.lastUsed.Load())) < c.probeAfter() {
 			continue
 		}
 		if c.probing.CompareAndSwap(false, true) {

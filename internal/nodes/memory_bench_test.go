@@ -198,16 +198,29 @@ func writeHeapProfile(tb testing.TB, path string) {
 }
 
 // BenchmarkPollIdle is one tick of the executor's loop over 1000 kept
-// connections on which nodes sent nothing: what the loop costs every
-// pollEvery in steady state.
+// connections on which nodes sent nothing: "tick" what the loop costs
+// every pollEvery in steady state, "full" the sweep every fullPollEvery
+// that polls each connection.
 func BenchmarkPollIdle(b *testing.B) {
-	var k keepAlive
-	defer k.close()
-	for range 1000 {
-		k.add(&client{done: make(chan struct{}), reqs: make(chan *ssh.Request, 16), chans: make(chan ssh.NewChannel, 16),
-			chanReqs: make(chan *ssh.Request, 16), closed: k.remove})
-	}
-	for b.Loop() {
-		k.sweep()
+	for _, full := range []bool{false, true} {
+		name := "tick"
+		if full {
+			name = "full"
+		}
+		b.Run(name, func(b *testing.B) {
+			var k keepAlive
+			defer k.close()
+			for range 1000 {
+				k.add(&client{done: make(chan struct{}), reqs: make(chan *ssh.Request, 16), chans: make(chan ssh.NewChannel, 16),
+					chanReqs: make(chan *ssh.Request, 16), closed: k.remove})
+			}
+			k.sweep() // the first sweep is a full one
+			for b.Loop() {
+				if full {
+					k.lastFull = time.Time{}
+				}
+				k.sweep()
+			}
+		})
 	}
 }

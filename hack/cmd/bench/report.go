@@ -185,6 +185,17 @@ func targets(res *Results) []target {
 			ts[len(ts)-1].detail += fmt.Sprintf("; on the same fleets the `xargs -P 32` loop grew %.1f× (%s to %s)",
 				x1000.WallMedS/x100.WallMedS, fmtS(x100.WallMedS), fmtS(x1000.WallMedS))
 		}
+		// Both passes saturate the two cores, so the wall time follows the
+		// machine CPU per node: say whose it is at each size.
+		if c1000.WallMedS/c100.WallMedS > 10 && c100.MachineCPUMedS > 0 && c1000.MachineCPUMedS > 0 {
+			per := func(s Summary, n float64) string {
+				return fmt.Sprintf("%s (operator %s, fleet %s, the rest, mostly the kernel's network path, %s)",
+					fmtS(s.MachineCPUMedS/n), fmtS(s.CPUMedS/n), fmtS(s.FleetCPUMedS/n),
+					fmtS((s.MachineCPUMedS-s.CPUMedS-s.FleetCPUMedS)/n))
+			}
+			ts[len(ts)-1].detail += fmt.Sprintf(". Both sizes saturate the machine; machine CPU per node: %s at 100, %s at 1000",
+				per(c100, 100), per(c1000, 1000))
+		}
 	} else {
 		add("cold pass, 1000 nodes: no worse than linear from 100", false, false, "needs runs at 100 and 1000 nodes")
 	}
@@ -213,7 +224,7 @@ func targets(res *Results) []target {
 	if r != nil && r.Steady != nil && pct > 1 {
 		ts[len(ts)-1].detail += fmt.Sprintf(" (%.0f CPU-s per hour)%s", r.Steady.CPUSPerH, hot(r))
 		if r.Steady.Passes > 0 {
-			ts[len(ts)-1].detail += fmt.Sprintf(". That is %s of operator CPU per node and pass, for five SFTP round trips (see docs/architecture.md, \"What a node pass costs\"); on this machine the kernel's veth path makes the sending process pay the receiver's TCP work too",
+			ts[len(ts)-1].detail += fmt.Sprintf(". That is %s of operator CPU per node and pass (see docs/architecture.md, \"What a node pass costs\"); on this machine the kernel's veth path makes the sending process pay the receiver's TCP work too",
 				fmtS(r.Steady.CPUS/r.Steady.Passes/float64(r.Nodes)))
 		}
 	}
