@@ -61,8 +61,11 @@ type client struct {
 	pollMu sync.Mutex
 	reqs   <-chan *ssh.Request
 	chans  <-chan ssh.NewChannel
-	// chanReqs are the kept SFTP channel's requests; nil once it closed.
-	chanReqs <-chan *ssh.Request
+	// chanReqs are the kept SFTP channel's requests, set before the
+	// keepalive loop has the client and never changed after (queued reads
+	// them without the lock); chanReqsClosed once x/crypto closed them.
+	chanReqs       <-chan *ssh.Request
+	chanReqsClosed bool
 	// answering: poll's answers are being written.
 	answering atomic.Bool
 }

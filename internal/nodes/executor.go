@@ -209,7 +209,6 @@ func (e *Executor) connect(ctx context.Context, cfg Config, node string, ns *nod
 		e.fail(ns, err)
 		return nil, err
 	}
-	e.keepAlive.add(c)
 	sc, err := c.startSFTP(ctx)
 	if err != nil {
 		c.close()
@@ -218,6 +217,11 @@ func (e *Executor) connect(ctx context.Context, cfg Config, node string, ns *nod
 		}
 		return nil, err
 	}
+	// Only now, with the kept channel's requests in place: the loop reads
+	// a client's queues without its lock, so they must not change once
+	// it has the client. What the node sends meanwhile waits in
+	// x/crypto's buffers.
+	e.keepAlive.add(c)
 	ex := &execConn{c: c}
 	ns.conn = ex
 	if sc != nil {

@@ -103,7 +103,10 @@ func (k *keepAlive) sweep() {
 		if full || c.queued() {
 			c.poll()
 		}
-		if c.keepAliveEvery <= 0 || !c.alive() || now.Sub(time.Unix(0, c.lastUsed.Load())) < c.probeAfter() {
+		// Probes are due at full sweeps only: a tick touches as little
+		// of each client as it can, and a probe up to fullPollEvery late
+		// is still a probe of an idle connection.
+		if !full || c.keepAliveEvery <= 0 || !c.alive() || now.Sub(time.Unix(0, c.lastUsed.Load())) < c.probeAfter() {
 			continue
 		}
 		if c.probing.CompareAndSwap(false, true) {
