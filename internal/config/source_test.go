@@ -234,3 +234,30 @@ func TestReloadCheckRejectsEdit(t *testing.T) {
 		t.Errorf("reverted edit: err=%v lastError=%q", err, s.Info().LastError)
 	}
 }
+
+// The poll reads the file only when its identity moved: an unchanged spec
+// costs a stat a second, and an edit that keeps the size is still seen.
+func TestPollReadsOnlyMovedFiles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "registry.yaml")
+	write(t, path, spec("60s"))
+	s, _ := open(t, path)
+	if s.moved() {
+		t.Fatal("an unchanged file reads as moved")
+	}
+	write(t, path, spec("90s")) // same size, new content
+	if !s.moved() {
+		t.Fatal("an in-place edit of the same size is not seen")
+	}
+	if changed, err := s.Reload(); !changed || err != nil {
+		t.Fatalf("reload after the edit: changed=%v err=%v", changed, err)
+	}
+	if s.moved() {
+		t.Fatal("the file reads as moved right after it was read")
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if !s.moved() {
+		t.Fatal("a removed file is not seen")
+	}
+}
