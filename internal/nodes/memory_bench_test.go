@@ -4,8 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -122,13 +126,7 @@ func placeCA(ctx context.Context, c Conn, ca []byte) error {
 // per connection, each as the difference between before dialling and
 // after every pass, both after a full GC.
 func BenchmarkKeptConnections(b *testing.B) {
-	n := 100
-	if s := os.Getenv("NODES_BENCH_AGENTS"); s != "" {
-		var err error
-		if n, err = strconv.Atoi(s); err != nil || n < 1 {
-			b.Fatalf("NODES_BENCH_AGENTS=%q: want a positive number of agents", s)
-		}
-	}
+	n := benchAgents(b)
 	f := testfleet.StartT(b, testfleet.Options{N: n, Prefix: "rom"})
 	cfg := Config{
 		User: "root", Port: 22, PrivateKeyFile: f.PrivateKeyPath, KnownHostsFile: f.KnownHostsPath,
@@ -171,15 +169,21 @@ func measureKept(b *testing.B, cfg Config, addrs []string, pass func(context.Con
 	if *keptHeapProfile != "" {
 		writeHeapProfile(b, *keptHeapProfile)
 	}
-	n := float64(len(addrs))
+	reportPerConn(b, "kept", len(addrs), before, after)
+}
+
+// reportPerConn reports the difference between two snapshots per
+// connection, and logs the totals.
+func reportPerConn(b *testing.B, what string, conns int, before, after memSnapshot) {
+	n := float64(conns)
 	per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / n }
 	b.ReportMetric(per(after.heapAlloc, before.heapAlloc), "live-B/conn")
 	b.ReportMetric(per(after.heapInuse, before.heapInuse), "heap-B/conn")
 	b.ReportMetric(per(after.stackInuse, before.stackInuse), "stack-B/conn")
 	b.ReportMetric(float64(after.goroutines-before.goroutines)/n, "goroutines/conn")
 	b.ReportMetric(per(after.rss, before.rss), "rss-B/conn")
-	b.Logf("%d kept connections: live heap %+d KiB, heap in use %+d KiB, goroutine stacks %+d KiB, goroutines %+d, RSS %+d KiB",
-		len(addrs), kib(after.heapAlloc, before.heapAlloc), kib(after.heapInuse, before.heapInuse), kib(after.stackInuse, before.stackInuse),
+	b.Logf("%d %s connections: live heap %+d KiB, heap in use %+d KiB, goroutine stacks %+d KiB, goroutines %+d, RSS %+d KiB",
+		conns, what, kib(after.heapAlloc, before.heapAlloc), kib(after.heapInuse, before.heapInuse), kib(after.stackInuse, before.stackInuse),
 		after.goroutines-before.goroutines, kib(after.rss, before.rss))
 }
 
@@ -223,4 +227,162 @@ func BenchmarkPollIdle(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkBareConnections measures what x/crypto/ssh alone holds per kept
+// connection, with nothing of the operator on top, against the same fleet
+// and with the same snapshots as BenchmarkKeptConnections: the floor a
+// connection per node cannot go below.
+//
+//   - transport: ssh.NewClientConn's connection, its requests and channel
+//     opens left unread (in a steady state a node sends only
+//     hostkeys-00@openssh.com, which x/crypto's queue holds).
+//   - sftp: the transport plus one session channel with the sftp subsystem
+//     and one INIT/VERSION exchange on it, so the channel's and the
+//     ciphers' buffers are what a real pass leaves.
+//   - sftp+handlers: the same plus the two goroutines ssh.NewClient would
+//     add, one discarding global requests and one rejecting channel opens.
+func BenchmarkBareConnections(b *testing.B) {
+	n := benchAgents(b)
+	f := testfleet.StartT(b, testfleet.Options{N: n, Prefix: "rob"})
+	cfg, err := f.ClientConfig("root")
+	if err != nil {
+		b.Fatal(err)
+	}
+	// What dial sets beyond x/crypto's defaults (ciphers, key exchanges and
+	// MACs are left to them): the host key algorithms on record, ed25519
+	// for every fleet host.
+	cfg.HostKeyAlgorithms = []string{ssh.KeyAlgoED25519}
+	cfg.Timeout = 30 * time.Second
+	for _, v := range []struct {
+		name           string
+		sftp, handlers bool
+	}{{"transport", false, false}, {"sftp", true, false}, {"sftp+handlers", true, true}} {
+		b.Run(v.name, func(b *testing.B) {
+			for b.Loop() {
+				measureBare(b, cfg, f.Addresses(), v.sftp, v.handlers)
+			}
+		})
+	}
+}
+
+// benchAgents is NODES_BENCH_AGENTS, the number of agents (default 100).
+func benchAgents(tb testing.TB) int {
+	tb.Helper()
+	s := os.Getenv("NODES_BENCH_AGENTS")
+	if s == "" {
+		return 100
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		tb.Fatalf("NODES_BENCH_AGENTS=%q: want a positive number of agents", s)
+	}
+	return n
+}
+
+// bareConn is one connection as x/crypto alone keeps it.
+type bareConn struct {
+	conn ssh.Conn
+	ch   ssh.Channel // nil without sftp
+}
+
+func measureBare(b *testing.B, cfg *ssh.ClientConfig, addrs []string, sftp, handlers bool) {
+	before := takeMemSnapshot(b)
+	conns := make([]bareConn, len(addrs))
+	work := make(chan int)
+	errs := make(chan error, len(addrs))
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for i := range work {
+				var err error
+				conns[i], err = dialBare(cfg, addrs[i], sftp, handlers)
+				errs <- err
+			}
+		})
+	}
+	for i := range addrs {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	defer func() {
+		for _, c := range conns {
+			if c.conn != nil {
+				c.conn.Close()
+			}
+		}
+	}()
+	for err := range errs {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	after := takeMemSnapshot(b)
+	reportPerConn(b, "bare", len(addrs), before, after)
+}
+
+func dialBare(cfg *ssh.ClientConfig, addr string, sftp, handlers bool) (bareConn, error) {
+	addr = net.JoinHostPort(addr, "22")
+	nc, err := net.DialTimeout("tcp", addr, cfg.Timeout)
+	if err != nil {
+		return bareConn{}, err
+	}
+	conn, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
+	if err != nil {
+		nc.Close()
+		return bareConn{}, fmt.Errorf("ssh handshake with %s: %w", addr, err)
+	}
+	c := bareConn{conn: conn}
+	if handlers {
+		go ssh.DiscardRequests(reqs)
+		go func() {
+			for nc := range chans {
+				_ = nc.Reject(ssh.Prohibited, "no channels")
+			}
+		}()
+	}
+	if !sftp {
+		return c, nil
+	}
+	if c.ch, err = openBareSFTP(conn); err != nil {
+		conn.Close()
+		return bareConn{}, fmt.Errorf("sftp on %s: %w", addr, err)
+	}
+	return c, nil
+}
+
+// openBareSFTP opens a session channel with the sftp subsystem and
+// exchanges SSH_FXP_INIT (version 3) for the server's SSH_FXP_VERSION.
+// The channel's own requests are left unread, like the connection's.
+func openBareSFTP(conn ssh.Conn) (ssh.Channel, error) {
+	ch, _, err := conn.OpenChannel("session", nil)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := ch.SendRequest("subsystem", true, ssh.Marshal(struct{ Name string }{"sftp"}))
+	if err == nil && !ok {
+		err = errors.New("subsystem sftp refused")
+	}
+	if err != nil {
+		return nil, err
+	}
+	// uint32 length 5, byte SSH_FXP_INIT (1), uint32 version 3.
+	if _, err := ch.Write([]byte{0, 0, 0, 5, 1, 0, 0, 0, 3}); err != nil {
+		return nil, err
+	}
+	var hdr [5]byte
+	if _, err := io.ReadFull(ch, hdr[:]); err != nil {
+		return nil, err
+	}
+	if hdr[4] != 2 {
+		return nil, fmt.Errorf("got packet type %d, want SSH_FXP_VERSION (2)", hdr[4])
+	}
+	// The rest: version and extensions.
+	rest := binary.BigEndian.Uint32(hdr[:4]) - 1
+	if _, err := io.CopyN(io.Discard, ch, int64(rest)); err != nil {
+		return nil, err
+	}
+	return ch, nil
 }
