@@ -36,6 +36,7 @@ type sftpSession struct {
 	cache  fileCache
 	held   heldFiles
 	shapes passShapes
+	round  roundAnswers
 	// changes: see sftpConn.changed.
 	changes atomic.Uint64
 }

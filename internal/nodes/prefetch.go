@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/registry-operator/registry-operator/internal/sftp"
 )
@@ -23,7 +24,11 @@ import (
 // asked for it, for the same op on the same path. A pass that changes
 // anything on the node (a write, chmod, remove, symlink or command) makes
 // every pass on the connection drop what it has not used yet: their later
-// checks may be of what it changed, and go out one by one as before. Checks the previous pass did not make go out
+// checks may be of what it changed, and go out one by one as before.
+// The node reconcilers visit a node within moments of each other in a
+// resync round, so the first pass there also fetches the other shapes'
+// checks, which their passes take within roundWindow (see prefetch): one
+// write per node and round, not one per reconciler. Checks the previous pass did not make go out
 // alone too, and the next pass of the shape includes them.
 
 // checkOp is a kind of quick check.
@@ -52,6 +57,41 @@ const (
 type passShapes struct {
 	mu sync.Mutex
 	m  map[check][]check
+	// solo are shapes whose answers, fetched for them by another pass's
+	// batch, went unclaimed: their pass does not come with the others,
+	// so they are not fetched for it until it ran again.
+	solo map[check]bool
+}
+
+// shapeSeq is one remembered shape: its first check and its sequence.
+type shapeSeq struct {
+	first check
+	seq   []check
+}
+
+// others returns the shapes other than first that are worth fetching
+// along with first's batch, appended to buf.
+func (p *passShapes) others(first check, buf []shapeSeq) []shapeSeq {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for f, seq := range p.m {
+		if f != first && !p.solo[f] {
+			buf = append(buf, shapeSeq{f, seq})
+		}
+	}
+	return buf
+}
+
+// unclaimed marks shapes whose fetched answers no pass took.
+func (p *passShapes) unclaimed(firsts []check) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, f := range firsts {
+		if p.solo == nil {
+			p.solo = map[check]bool{}
+		}
+		p.solo[f] = true
+	}
 }
 
 func (p *passShapes) get(first check) []check {
@@ -69,8 +109,10 @@ func (p *passShapes) put(first check, seq []check) {
 	}
 	if p.m == nil || len(p.m) >= maxShapes && p.m[first] == nil {
 		p.m = map[check][]check{}
+		p.solo = nil
 	}
 	p.m[first] = seq
+	delete(p.solo, first)
 }
 
 // passChecks is one pass's record of its checks and its prefetched
@@ -137,7 +179,7 @@ func (s *sftpConn) take(c check) (*prefetched, error) {
 		shape := s.shapes.get(c)
 		p.seq = make([]check, 0, max(len(shape), 4))
 		p.seq = append(p.seq, c)
-		if err := s.prefetch(shape); err != nil {
+		if err := s.prefetch(c, shape); err != nil {
 			return nil, err
 		}
 	} else if len(p.seq) < maxShapeChecks {
@@ -156,16 +198,87 @@ func (s *sftpConn) take(c check) (*prefetched, error) {
 	return nil, nil
 }
 
-// prefetch sends seq as one batch and keeps the answers. Called with
-// s.pass.mu held; the error is the session's.
-func (s *sftpConn) prefetch(seq []check) error {
-	if len(seq) < 2 {
+// roundWindow is how long answers a pass's batch fetched for the other
+// shapes of its connection wait for their pass. The node reconcilers visit
+// a node within moments of each other in a resync round; the first pass
+// there fetches the checks of all of them in one batch, and each of the
+// others takes its answers as if it had sent that batch itself, a moment
+// earlier. Any change on the connection voids them like the pass's own.
+const roundWindow = 2 * time.Second
+
+// roundAnswers are the answers fetched for other shapes by the last batch
+// on the connection, by first check.
+type roundAnswers struct {
+	mu  sync.Mutex
+	at  time.Time
+	gen uint64
+	m   map[check][]prefetched
+}
+
+// prefetch gives the pass starting with first the answers to its shape
+// seq: fetched for it by another pass of the round when that is fresh,
+// otherwise in one batch with the checks of the connection's other shapes.
+// Called with s.pass.mu held; the error is the session's. Holding the
+// round's lock through the exchange makes a pass that starts meanwhile on
+// the connection wait for the answers instead of sending its own batch
+// (it would wait for the SFTP client's lock anyway).
+func (s *sftpConn) prefetch(first check, seq []check) error {
+	r := &s.round
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	gen := s.changes.Load()
+	now := s.now()
+	if ans, ok := r.m[first]; ok {
+		delete(r.m, first)
+		if r.gen == gen && now.Sub(r.at) < roundWindow {
+			s.pass.answers, s.pass.gen = ans, gen
+			return nil
+		}
+	}
+	var others []shapeSeq
+	if len(seq) > 0 {
+		others = s.shapes.others(first, nil)
+	}
+	if len(seq)+len(others) < 2 {
 		return nil
 	}
-	gen := s.changes.Load()
+	n := len(seq)
+	for _, o := range others {
+		n += len(o.seq)
+	}
 	b := s.sc.NewBatch()
-	b.Grow(len(seq))
-	answers := make([]prefetched, 0, len(seq))
+	b.Grow(n)
+	own := s.queue(b, seq, nil)
+	var groups [][]prefetched
+	for _, o := range others {
+		groups = append(groups, s.queue(b, o.seq, nil))
+	}
+	if err := s.sc.Do(b); err != nil {
+		return err
+	}
+	s.answer(b, own)
+	s.pass.answers, s.pass.gen = own, gen
+	// What the last round left unclaimed: its pass does not come with
+	// the others.
+	var stale []check
+	for f := range r.m {
+		stale = append(stale, f)
+	}
+	s.shapes.unclaimed(stale)
+	r.m = nil
+	if len(others) > 0 {
+		r.m = make(map[check][]prefetched, len(others))
+		for i, o := range others {
+			s.answer(b, groups[i])
+			r.m[o.first] = groups[i]
+		}
+		r.at, r.gen = now, gen
+	}
+	return nil
+}
+
+// queue adds seq's checks to b and returns their answer slots.
+func (s *sftpConn) queue(b *sftp.Batch, seq []check, answers []prefetched) []prefetched {
 	for _, c := range seq {
 		a := prefetched{check: c}
 		switch c.op {
@@ -183,9 +296,11 @@ func (s *sftpConn) prefetch(seq []check) error {
 		}
 		answers = append(answers, a)
 	}
-	if err := s.sc.Do(b); err != nil {
-		return err
-	}
+	return answers
+}
+
+// answer fills the slots from b's answers.
+func (s *sftpConn) answer(b *sftp.Batch, answers []prefetched) {
 	for i := range answers {
 		a := &answers[i]
 		if a.op == checkHeld {
@@ -195,8 +310,6 @@ func (s *sftpConn) prefetch(seq []check) error {
 		}
 		a.attrs, a.err = b.Attrs(a.req)
 	}
-	s.pass.answers, s.pass.gen = answers, gen
-	return nil
 }
 
 // quickStat is a STAT (op checkStat) or LSTAT (checkLstat) of p, answered

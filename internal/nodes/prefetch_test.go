@@ -11,13 +11,15 @@ import (
 	"time"
 )
 
-// The quick checks of a steady-state pass go out as one batch: one write
-// per pass on the SFTP channel, with the same answers the checks sent one
-// by one got. The batch is asked anew by every pass: a change on the node
-// between passes is seen.
+// The quick checks of a steady-state round go out as one batch: the first
+// pass on the connection writes once on the SFTP channel for its own
+// checks and the other shapes', the next pass within roundWindow writes
+// nothing, and both get the answers the checks sent one by one got. The
+// batch is asked anew every round: a change on the node between rounds is
+// seen.
 func TestSteadyPassIsOneBatch(t *testing.T) {
 	d := startSSHD(t, sshdOptions{})
-	e, _, _ := newExecutor(t)
+	e, _, clk := newExecutor(t)
 	cfg := d.config("root", false)
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -93,11 +95,16 @@ func TestSteadyPassIsOneBatch(t *testing.T) {
 	// The held handle's read is a check from this pass on: the batch has
 	// it from the next.
 	run("conntrack with the held handle", conntrack(&second))
+	// A resync round: the answers the last batch fetched for the other
+	// shape are more than roundWindow old, so the trust pass sends one
+	// batch with the checks of both, and the conntrack pass right after
+	// takes its answers from it.
+	clk.Step(roundWindow)
 	if n := run("steady trust", trust(&third)); n != 1 {
-		t.Errorf("a steady trust pass made %d writes on the channel, want 1 batch", n)
+		t.Errorf("the first pass of a steady round made %d writes on the channel, want 1 batch", n)
 	}
-	if n := run("steady conntrack", conntrack(&third)); n != 1 {
-		t.Errorf("a steady conntrack pass made %d writes on the channel, want 1 batch", n)
+	if n := run("steady conntrack", conntrack(&third)); n != 0 {
+		t.Errorf("the second pass of a steady round made %d writes on the channel, want none: the first fetched its checks", n)
 	}
 	want := seen{ents: []string{"registry:5000"}, ca: "CA one\n",
 		conf: "net.netfilter.nf_conntrack_tcp_be_liberal = 1\n", value: "Linux\n", absent: true}
@@ -117,6 +124,8 @@ func TestSteadyPassIsOneBatch(t *testing.T) {
 	must(t, os.Chtimes(root, old, old))
 	must(t, os.MkdirAll(filepath.Dir(absent), 0o755))
 	must(t, os.WriteFile(absent, []byte("nf_conntrack\n"), 0o644))
+	// The next round, roundWindow later: fresh answers.
+	clk.Step(roundWindow)
 	var fourth seen
 	run("trust after changes", trust(&fourth))
 	run("conntrack after changes", conntrack(&fourth))
@@ -238,5 +247,75 @@ func TestChangesElsewhereDropPrefetch(t *testing.T) {
 				return nil
 			}))
 		})
+	}
+}
+
+// Answers one pass's batch fetched for another shape are voided by any
+// change on the connection before that pass takes them, and a shape whose
+// pass does not come in the round stops being fetched for it.
+func TestRoundAnswersVoidedAndDropped(t *testing.T) {
+	d := startSSHD(t, sshdOptions{})
+	e, _, clk := newExecutor(t)
+	cfg := d.config("root", false)
+	ctx := context.Background()
+	dir := t.TempDir()
+	a1, a2 := filepath.Join(dir, "a1"), filepath.Join(dir, "a2")
+	b1, b2 := filepath.Join(dir, "b1"), filepath.Join(dir, "b2")
+	for _, p := range []string{a1, a2, b1, b2} {
+		must(t, os.WriteFile(p, []byte("old "+filepath.Base(p)+"\n"), 0o644))
+	}
+	connect(t, e, cfg, d.Addr)
+	var got string
+	reads := func(p, q string) func(context.Context, Conn) error {
+		return func(ctx context.Context, c Conn) error {
+			if _, _, err := c.ReadFile(ctx, p); err != nil {
+				return err
+			}
+			b, _, err := c.ReadFile(ctx, q)
+			got = string(b)
+			return err
+		}
+	}
+	sc := func() *sftpConn { return e.state(d.Addr).conn.(*sftpConn) }
+	run := func(fn func(context.Context, Conn) error) (writes, requests uint64) {
+		t.Helper()
+		f, r := sc().sc.Flushes(), sc().sc.Requests()
+		if err := e.Do(ctx, cfg, d.Addr, fn); err != nil {
+			t.Fatal(err)
+		}
+		return sc().sc.Flushes() - f, sc().sc.Requests() - r
+	}
+	// Learn both shapes and fill the caches.
+	for range 2 {
+		run(reads(a1, a2))
+		run(reads(b1, b2))
+		clk.Step(roundWindow)
+	}
+	// A's batch fetches B's checks too; a command another pass runs on the
+	// connection changes b2 before B's pass takes them. The stale stat
+	// would match the cached content of b2 and hide the change.
+	run(reads(a1, a2))
+	if err := e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) error {
+		_, err := c.Run(ctx, `printf 'new b2, longer\n' > "$1"`, b2)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := run(reads(b1, b2)); w == 0 {
+		t.Error("after a change on the connection, B's pass used the answers fetched before it")
+	}
+	if got != "new b2, longer\n" {
+		t.Errorf("B's pass read %q after the write, want the new content", got)
+	}
+
+	// B stops coming: after one round whose answers for B went unclaimed,
+	// A's batch holds A's two checks only.
+	clk.Step(roundWindow)
+	run(reads(a1, a2)) // fetches for B; B does not claim
+	clk.Step(roundWindow)
+	run(reads(a1, a2)) // finds B's answers unclaimed
+	clk.Step(roundWindow)
+	if _, r := run(reads(a1, a2)); r != 2 {
+		t.Errorf("A's batch sent %d requests once B stopped coming, want its own 2", r)
 	}
 }
