@@ -65,7 +65,7 @@ type client struct {
 	// keepalive loop has the client and never changed after (queued reads
 	// them without the lock); chanReqsClosed once x/crypto closed them.
 	chanReqs       <-chan *ssh.Request
-	chanReqsClosed bool
+	chanReqsClosed atomic.Bool
 	// answering: poll's answers are being written.
 	answering atomic.Bool
 }

@@ -24,8 +24,16 @@ func (c *client) keptChannel(reqs <-chan *ssh.Request) {
 // channel's: a tick over a thousand idle connections costs a few loads
 // each, where locking each client's mutex cost more than the rest of the
 // tick together.
+//
+// While the kept channel is open, only its queue is read: sshd sends its
+// keepalive there when a channel is open (as a global request only when
+// none is), hostkeys-00@openssh.com needs no answer, and a channel the
+// node opens waits for the next full sweep to be rejected.
 func (c *client) queued() bool {
-	return len(c.reqs) > 0 || len(c.chans) > 0 || len(c.chanReqs) > 0
+	if c.chanReqs != nil && !c.chanReqsClosed.Load() {
+		return len(c.chanReqs) > 0
+	}
+	return len(c.reqs) > 0 || len(c.chans) > 0
 }
 
 // probeAfter is how long the connection may sit unused before the
@@ -59,7 +67,7 @@ func (c *client) poll() {
 	var opens []ssh.NewChannel
 	ended := false
 	chanReqs := c.chanReqs
-	if c.chanReqsClosed {
+	if c.chanReqsClosed.Load() {
 		chanReqs = nil
 	}
 loop:
@@ -81,7 +89,7 @@ loop:
 		select {
 		case r, ok := <-chanReqs: // a nil channel is never ready
 			if !ok {
-				c.chanReqsClosed = true // the channel closed, not the connection
+				c.chanReqsClosed.Store(true) // the channel closed, not the connection
 				chanReqs = nil
 				continue
 			}
