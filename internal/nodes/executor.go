@@ -101,7 +101,7 @@ func (e *Executor) Do(ctx context.Context, cfg Config, node string, fn func(ctx 
 	cl.touch()
 	if s, ok := conn.(*sftpConn); ok {
 		// The pass's own view: its quick checks go out as one batch.
-		s = s.startPass()
+		s = s.startPass(ctx)
 		err = fn(ctx, s)
 		s.endPass()
 	} else {

@@ -49,9 +49,28 @@ func newSFTPConn(ex *execConn, sc *sftp.Client, now func() time.Time) *sftpConn 
 // cannot be cancelled once sent (the client reads its answer in the
 // caller), so a timeout closes the connection: the blocked request
 // returns and the next pass reconnects.
-// The watchdog is a context.AfterFunc, not a goroutine per request: a
-// steady-state pass makes thousands of requests.
+// The watchdog is not a goroutine per request: a steady-state round makes
+// thousands of requests. Within a pass it is the pass's (passWatch: one
+// timer and one registration on the pass's context for all its ops);
+// otherwise a context.AfterFunc per op.
 func (s *sftpConn) op(ctx context.Context, what, p string, fn func() error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("node %s: %s %s: %w", s.c.node, what, p, timeoutErr(ctx))
+	}
+	if w := s.passWatch(ctx); w != nil && w.arm(s.c.cfg.commandTimeout()) {
+		err := fn()
+		if expired := w.disarm(); expired || ctx.Err() != nil {
+			terr := ErrTimeout
+			if !expired {
+				terr = timeoutErr(ctx)
+			}
+			return fmt.Errorf("node %s: %s %s: %w", s.c.node, what, p, terr)
+		}
+		if err != nil {
+			return fmt.Errorf("node %s: %s %s: %w", s.c.node, what, p, s.translate(err))
+		}
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.c.cfg.commandTimeout())
 	defer cancel()
 	stop := context.AfterFunc(ctx, s.c.closeTimedOut)

@@ -44,8 +44,7 @@ type keepAlive struct {
 	stop    chan struct{} // nil when no loop runs
 	// batch is the loop's reused copy of clients: a tick allocates nothing.
 	batch []*client
-	// lastFull is when a sweep last polled every connection; only the
-	// loop's goroutine uses it.
+	// lastFull is when a sweep last polled every connection.
 	lastFull time.Time
 }
 
@@ -83,21 +82,24 @@ func (k *keepAlive) loop(stop <-chan struct{}) {
 // (nodes.ssh.keepAlive; 0 is off) passed without a pass or a probe using
 // it, so a dead peer is noticed between passes rather than in the middle
 // of one; in steady state the passes themselves show the peer is alive.
-func (k *keepAlive) sweep() {
+func (k *keepAlive) sweep() { k.sweepAt(time.Now(), false) }
+
+// sweepFull is a sweep that polls and probes every connection.
+func (k *keepAlive) sweepFull() { k.sweepAt(time.Now(), true) }
+
+func (k *keepAlive) sweepAt(now time.Time, full bool) {
 	k.mu.Lock()
 	batch := k.batch[:0]
 	k.batch = nil // this sweep's own while it runs
 	for c := range k.clients {
 		batch = append(batch, c)
 	}
+	if full = full || now.Sub(k.lastFull) >= fullPollEvery; full {
+		k.lastFull = now
+	}
 	k.mu.Unlock()
 	// Outside the lock: a poll that finds the connection gone closes it,
 	// and closing removes it from clients.
-	now := time.Now()
-	full := now.Sub(k.lastFull) >= fullPollEvery
-	if full {
-		k.lastFull = now
-	}
 	for i, c := range batch {
 		batch[i] = nil
 		if full || c.queued() {

@@ -221,9 +221,10 @@ func BenchmarkPollIdle(b *testing.B) {
 			k.sweep() // the first sweep is a full one
 			for b.Loop() {
 				if full {
-					k.lastFull = time.Time{}
+					k.sweepFull()
+				} else {
+					k.sweep()
 				}
-				k.sweep()
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/registry-operator/registry-operator/internal/sftp"
@@ -119,6 +120,7 @@ func (p *passShapes) put(first check, seq []check) {
 // answers. Its methods are safe on a nil receiver (no pass: every check
 // goes out alone).
 type passChecks struct {
+	watch   opWatch
 	mu      sync.Mutex
 	seq     []check // the checks the pass made, in order
 	ended   bool
@@ -136,19 +138,83 @@ type prefetched struct {
 	err   error
 }
 
-// startPass returns the view of s a pass uses.
-func (s *sftpConn) startPass() *sftpConn {
-	return &sftpConn{sftpSession: s.sftpSession, pass: &passChecks{}}
+// startPass returns the view of s a pass on ctx uses.
+func (s *sftpConn) startPass(ctx context.Context) *sftpConn {
+	return &sftpConn{sftpSession: s.sftpSession, pass: &passChecks{watch: opWatch{ctx: ctx, closeConn: s.c.closeTimedOut}}}
 }
 
 // endPass remembers the pass's checks for the next pass of its shape.
 func (s *sftpConn) endPass() {
 	p := s.pass
+	p.watch.stop()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.ended, p.answers = true, nil
 	if len(p.seq) > 0 {
 		s.shapes.put(p.seq[0], p.seq)
+	}
+}
+
+// passWatch is the pass's watchdog for an op on ctx, nil outside a pass or
+// for a context other than the pass's (a caller that derived its own).
+func (s *sftpConn) passWatch(ctx context.Context) *opWatch {
+	if s.pass == nil || s.pass.watch.ctx != ctx {
+		return nil
+	}
+	return &s.pass.watch
+}
+
+// opWatch closes the connection when an op of the pass outlives
+// commandTimeout or the pass's context: one timer, reset for each op, and
+// one registration on the context, made at the first op. A pass runs its
+// ops one after another.
+type opWatch struct {
+	ctx       context.Context
+	closeConn func()
+	timer     *time.Timer
+	unwatch   func() bool
+	inFlight  atomic.Bool
+	expired   atomic.Bool
+}
+
+// arm starts an op; false when another op of the pass is in flight (a
+// pass that runs ops side by side), which then watches its own.
+func (w *opWatch) arm(d time.Duration) bool {
+	if !w.inFlight.CompareAndSwap(false, true) {
+		return false
+	}
+	w.expired.Store(false)
+	if w.timer == nil {
+		w.timer = time.AfterFunc(d, w.fire)
+		w.unwatch = context.AfterFunc(w.ctx, func() {
+			if w.inFlight.Load() {
+				w.closeConn()
+			}
+		})
+		return true
+	}
+	w.timer.Reset(d)
+	return true
+}
+
+func (w *opWatch) fire() {
+	if w.inFlight.Load() {
+		w.expired.Store(true)
+		w.closeConn()
+	}
+}
+
+// disarm ends an op and reports whether it outlived its timer.
+func (w *opWatch) disarm() bool {
+	w.inFlight.Store(false)
+	fired := !w.timer.Stop()
+	return fired || w.expired.Load()
+}
+
+func (w *opWatch) stop() {
+	if w.timer != nil {
+		w.timer.Stop()
+		w.unwatch()
 	}
 }
 
