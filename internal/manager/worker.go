@@ -3,8 +3,6 @@ package manager
 import (
 	"context"
 	"fmt"
-
-	"github.com/go-logr/logr"
 )
 
 // processNext is one turn of a worker: take a key, reconcile it, decide
@@ -66,19 +64,20 @@ func (c *controller) apply(key string, s step, res Result) {
 	}
 }
 
-// reconcile runs the reconciler on key with a bounded context and a logger
-// naming both, and logs a returned error: reconcilers return errors, the
-// manager logs them once.
+// reconcile runs the reconciler on key with a bounded context and logs a
+// returned error: reconcilers return errors, the manager logs them once.
+// Reconcilers log through their own loggers: building one per reconcile
+// for the context was a steady-state cost (thousands per round) no
+// reconciler used.
 func (m *Manager) reconcile(work context.Context, c *controller, key string) Report {
 	ctx, cancel := m.reconcileContext(work)
-	log := m.cfg.Log.WithValues("reconciler", c.opts.Name, "key", key)
-	ctx = logr.NewContext(ctx, log)
 	start := m.cfg.Clock.Now()
 	res, err := safeReconcile(ctx, c.opts.Reconciler, key)
 	cancel()
 	r := Report{Reconciler: c.opts.Name, Key: key, Result: res, Err: err, Start: start, Duration: m.cfg.Clock.Since(start)}
 	if err != nil {
-		log.Error(err, "reconcile failed", "terminal", IsTerminal(err), "attempt", c.queue.NumRequeues(key)+1)
+		m.cfg.Log.Error(err, "reconcile failed", "reconciler", c.opts.Name, "key", key, "terminal", IsTerminal(err),
+			"attempt", c.queue.NumRequeues(key)+1)
 	}
 	return r
 }
