@@ -293,6 +293,22 @@ func procCPU(pid int) (cpu float64, rss, hwm int64, err error) {
 	return cpu, rss, hwm, nil
 }
 
+// procRSSFile returns RssFile (KiB) of one process: the resident pages
+// mapped from files, the binary's own code and tables most of all.
+func procRSSFile(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "RssFile:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
 // writeFile writes data under dir, creating dir.
 func writeFile(dir, name string, data []byte, perm os.FileMode) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -213,6 +213,17 @@ func targets(res *Results) []target {
 	if peak > 0 {
 		ts[len(ts)-1].detail += fmt.Sprintf("; `run --once` (hangs up each node after its passes) %s, `run` (keeps one SSH connection and SFTP session per node) %s",
 			fmtMiB(oncePeak), fmtMiB(runPeak))
+		r := res.run(1000)
+		if peak > 64*1024 && r.Steady != nil && r.Steady.RSSFileKiB > 0 {
+			ts[len(ts)-1].detail += fmt.Sprintf(", of which %s the binary's own file pages (RssFile)", fmtMiB(r.Steady.RSSFileKiB))
+		}
+		if w, ok := r.Summary[opWarm]; peak > 64*1024 && ok && w.CPUMedS > 0 && r.Steady != nil && r.Steady.IntervalS > 0 {
+			// The alternative to holding every connection: what redialling
+			// costs, from the warm one-shot pass (a dial and a check per node).
+			dial := w.CPUMedS / 1000
+			ts[len(ts)-1].detail += fmt.Sprintf(". What x/crypto itself holds per kept connection is measured in docs/architecture.md (\"What a kept connection holds\", BenchmarkBareConnections): with the binary's file pages it takes most of the 64 MiB at 1000 agents. Closing idle connections beyond a cap was not chosen: a dial and a check cost the operator %s of CPU per node (warm `run --once`), so redialling even a tenth of the fleet every %.0f s round would cost %.2f%% of a core, against the 1%% steady-state target",
+				fmtS(dial), r.Steady.IntervalS, dial*100/r.Steady.IntervalS*100)
+		}
 	}
 	var pct float64
 	r := res.run(1000)

@@ -27,6 +27,8 @@ type Steady struct {
 	CorePct    float64 `json:"corePct"`     // percent of one core
 	RSSKiB     int64   `json:"rssKiB"`      // at the end of the window
 	PeakRSSKiB int64   `json:"peakRSSKiB"`  // VmHWM, the whole run included
+	// RSSFileKiB is the part of RSSKiB mapped from files (the binary).
+	RSSFileKiB int64 `json:"rssFileKiB,omitempty"`
 	Passes     float64 `json:"passes"`      // discovery reconciles in the window
 	SSHPerPass float64 `json:"sshPerPass"`  // sessions opened per pass in the window
 	MarPerPass float64 `json:"marathonPerPass"`
@@ -244,6 +246,7 @@ func steady(ctx context.Context, s *setup, interval, window time.Duration, logf 
 	st.CPUSPerH = st.CPUS / el * 3600
 	st.CorePct = st.CPUS / el * 100
 	st.RSSKiB, st.PeakRSSKiB = rss, hwm
+	st.RSSFileKiB = procRSSFile(pid)
 	key := `registry_operator_reconcile_total{reconciler="discovery",result="success"}`
 	st.Passes = m1[key] - m0[key]
 	if st.Passes > 0 {
