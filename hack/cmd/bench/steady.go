@@ -28,9 +28,9 @@ type Steady struct {
 	RSSKiB     int64   `json:"rssKiB"`      // at the end of the window
 	PeakRSSKiB int64   `json:"peakRSSKiB"`  // VmHWM, the whole run included
 	// RSSFileKiB is the part of RSSKiB mapped from files (the binary).
-	RSSFileKiB int64 `json:"rssFileKiB,omitempty"`
-	Passes     float64 `json:"passes"`      // discovery reconciles in the window
-	SSHPerPass float64 `json:"sshPerPass"`  // sessions opened per pass in the window
+	RSSFileKiB int64   `json:"rssFileKiB,omitempty"`
+	Passes     float64 `json:"passes"`     // discovery reconciles in the window
+	SSHPerPass float64 `json:"sshPerPass"` // sessions opened per pass in the window
 	MarPerPass float64 `json:"marathonPerPass"`
 	// PassWallS are the wall times of in-sync passes over kept connections:
 	// from the pass's discovery reconcile to the last node check.
