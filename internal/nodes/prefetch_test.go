@@ -146,14 +146,7 @@ func TestPassChangeDropsPrefetch(t *testing.T) {
 	ctx := context.Background()
 	p := filepath.Join(t.TempDir(), "f")
 	must(t, os.WriteFile(p, []byte("x"), 0o644))
-	twice := func(ctx context.Context, c Conn) error {
-		if _, err := c.Stat(ctx, p); err != nil {
-			return err
-		}
-		_, err := c.Stat(ctx, p)
-		return err
-	}
-	must(t, e.Do(ctx, cfg, d.Addr, twice)) // learns the shape: lstat p, lstat p
+	must(t, e.Do(ctx, cfg, d.Addr, statTwice(p))) // learns the shape: lstat p, lstat p
 	must(t, e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) error {
 		if _, err := c.Stat(ctx, p); err != nil {
 			return err
@@ -177,14 +170,7 @@ func TestPassesDoNotShareAnswers(t *testing.T) {
 	ctx := context.Background()
 	p := filepath.Join(t.TempDir(), "f")
 	must(t, os.WriteFile(p, []byte("x"), 0o644))
-	twice := func(ctx context.Context, c Conn) error {
-		if _, err := c.Stat(ctx, p); err != nil {
-			return err
-		}
-		_, err := c.Stat(ctx, p)
-		return err
-	}
-	must(t, e.Do(ctx, cfg, d.Addr, twice))
+	must(t, e.Do(ctx, cfg, d.Addr, statTwice(p)))
 	must(t, e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) error {
 		if _, err := c.Stat(ctx, p); err != nil { // sends the batch: two answers
 			return err
@@ -226,14 +212,7 @@ func TestChangesElsewhereDropPrefetch(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "f")
 			must(t, os.WriteFile(p, []byte("x"), 0o644))
-			twice := func(ctx context.Context, c Conn) error {
-				if _, err := c.Stat(ctx, p); err != nil {
-					return err
-				}
-				_, err := c.Stat(ctx, p)
-				return err
-			}
-			must(t, e.Do(ctx, cfg, d.Addr, twice))
+			must(t, e.Do(ctx, cfg, d.Addr, statTwice(p)))
 			must(t, e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) error {
 				if _, err := c.Stat(ctx, p); err != nil {
 					return err
@@ -317,5 +296,16 @@ func TestRoundAnswersVoidedAndDropped(t *testing.T) {
 	clk.Step(roundWindow)
 	if _, r := run(reads(a1, a2)); r != 2 {
 		t.Errorf("A's batch sent %d requests once B stopped coming, want its own 2", r)
+	}
+}
+
+// statTwice is a pass that stats p twice: its shape is two checks.
+func statTwice(p string) func(context.Context, Conn) error {
+	return func(ctx context.Context, c Conn) error {
+		if _, err := c.Stat(ctx, p); err != nil {
+			return err
+		}
+		_, err := c.Stat(ctx, p)
+		return err
 	}
 }
