@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/registry-operator/registry-operator/internal/testing/zkserver"
+	"github.com/registry-operator/registry-operator/internal/testing/logbuf"
 
 	"github.com/go-logr/logr/funcr"
 )
@@ -63,7 +63,7 @@ func startChild(t *testing.T, z *zkServer, p string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), childEnv+"="+z.addr()+"|"+p)
-	logs := &zkserver.LogBuffer{}
+	logs := &logbuf.Buffer{}
 	cmd.Stderr = logs
 	out, err := cmd.StdoutPipe()
 	if err != nil {

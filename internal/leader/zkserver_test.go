@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/registry-operator/registry-operator/internal/testing/logbuf"
+
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 
@@ -27,12 +29,12 @@ func (s *zkServer) stop()        { s.Stop() }
 
 func freePort(t *testing.T) int { t.Helper(); return zkserver.FreePort(t) }
 
-func tail(s string, n int) string { return zkserver.Tail(s, n) }
+func tail(s string, n int) string { return logbuf.Tail(s, n) }
 
 // testLog collects log lines (goroutines of the ZooKeeper client may log
 // after a test ends, which t.Log does not allow) and shows them on failure.
 func testLog(t *testing.T) logr.Logger {
-	buf := &zkserver.LogBuffer{}
+	buf := &logbuf.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log:\n%s", tail(buf.String(), 12000))

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/registry-operator/registry-operator/internal/testing/logbuf"
+
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 
@@ -83,7 +85,7 @@ func bufferLog(t *testing.T) logr.Logger {
 		mu.Lock()
 		defer mu.Unlock()
 		if t.Failed() {
-			t.Logf("log:\n%s", zkserver.Tail(b.String(), 12000))
+			t.Logf("log:\n%s", logbuf.Tail(b.String(), 12000))
 		}
 	})
 	return funcr.New(func(prefix, args string) {

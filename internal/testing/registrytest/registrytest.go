@@ -5,7 +5,6 @@
 package registrytest
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,9 +13,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/registry-operator/registry-operator/internal/testing/logbuf"
 
 	"github.com/registry-operator/registry-operator/internal/pki"
 )
@@ -89,23 +89,11 @@ func write(t testing.TB, p string, b []byte, mode os.FileMode) {
 
 // Process is a running docker-registry.
 type Process struct {
-	mu  sync.Mutex
-	log bytes.Buffer
-}
-
-// Write collects the registry's output.
-func (p *Process) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.Write(b)
+	log logbuf.Buffer
 }
 
 // Log returns what the registry printed so far.
-func (p *Process) Log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
+func (p *Process) Log() string { return p.log.String() }
 
 // Start runs `docker-registry serve configPath` and waits until addr (the
 // config's http.addr) accepts connections. The process is killed when the
@@ -121,7 +109,7 @@ func Start(t testing.TB, configPath, addr string) *Process {
 	p := &Process{}
 	cmd := exec.CommandContext(ctx, Binary, "serve", configPath)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	cmd.Stdout, cmd.Stderr = p, p
+	cmd.Stdout, cmd.Stderr = &p.log, &p.log
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		cancel()

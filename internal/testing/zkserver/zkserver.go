@@ -4,7 +4,6 @@
 package zkserver
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/registry-operator/registry-operator/internal/testing/logbuf"
 )
 
 // Debian's zookeeper package: the server jar (its manifest carries the
@@ -31,7 +32,7 @@ type Server struct {
 	java string
 	dir  string
 	port int
-	log  *LogBuffer
+	log  *logbuf.Buffer
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -59,7 +60,7 @@ func New(t *testing.T, port int) *Server {
 		t.Skip("needs java for ZooKeeper: apt-get install -y default-jre-headless")
 	}
 	dir := t.TempDir()
-	s := &Server{t: t, java: java, dir: dir, port: port, log: &LogBuffer{}}
+	s := &Server{t: t, java: java, dir: dir, port: port, log: &logbuf.Buffer{}}
 	// tickTime 500 ms lets sessions be as short as 1 s and expire on time.
 	cfg := fmt.Sprintf("tickTime=500\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"+
 		"maxClientCnxns=0\nadmin.enableServer=false\n4lw.commands.whitelist=ruok\n", filepath.Join(dir, "data"), port)
@@ -69,7 +70,7 @@ func New(t *testing.T, port int) *Server {
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
-			t.Logf("ZooKeeper server log:\n%s", Tail(s.log.String(), 4000))
+			t.Logf("ZooKeeper server log:\n%s", logbuf.Tail(s.log.String(), 4000))
 		}
 	})
 	return s
@@ -99,7 +100,7 @@ func (s *Server) Start() {
 	deadline := time.Now().Add(60 * time.Second)
 	for !s.ruok() {
 		if time.Now().After(deadline) {
-			s.t.Fatalf("ZooKeeper on %s did not answer within 60s; log:\n%s", s.Addr(), Tail(s.log.String(), 4000))
+			s.t.Fatalf("ZooKeeper on %s did not answer within 60s; log:\n%s", s.Addr(), logbuf.Tail(s.log.String(), 4000))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -141,31 +142,4 @@ func FreePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// Tail is the last n bytes of s.
-func Tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
-}
-
-// LogBuffer collects a process's output (written from its goroutines) for a
-// failure message.
-type LogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *LogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *LogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
