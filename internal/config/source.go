@@ -8,12 +8,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/registry-operator/registry-operator/internal/fileid"
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
@@ -41,7 +41,7 @@ type Source struct {
 	raw []byte
 	// seen is the file's identity when it was last read: the poll
 	// reads the file again only when it changed.
-	seen     fileIdentity
+	seen     fileid.ID
 	loadedAt time.Time
 	lastErr  error
 }
@@ -96,7 +96,7 @@ func (s *Source) Info() Info {
 // Reload reads the file again. It reports changed=true when a new valid
 // spec took effect; an unchanged file is a no-op.
 func (s *Source) Reload() (changed bool, err error) {
-	id := identify(s.path)
+	id := fileid.Stat(s.path)
 	data, err := v1alpha1.ReadFile(s.path)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -202,38 +202,15 @@ func (s *Source) Watch(ctx context.Context, onChange func()) error {
 	}
 }
 
-// fileIdentity is what the poll compares: a file replaced, written or
-// resized shows a new inode, modification time (nanoseconds) or size.
-type fileIdentity struct {
-	ok    bool
-	dev   uint64
-	ino   uint64
-	size  int64
-	mtime int64
-	ctime int64
-}
-
-func identify(path string) fileIdentity {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileIdentity{}
-	}
-	id := fileIdentity{ok: true, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		id.dev, id.ino, id.ctime = uint64(st.Dev), st.Ino, st.Ctim.Nano()
-	}
-	return id
-}
-
 // moved reports whether the poll should read the file: it changed since
 // the last read, cannot be stat'ed, or the last read failed. A stat a
 // second, rather than reading and comparing a spec that lists a thousand
 // agents, is what the poll costs in a steady state.
 func (s *Source) moved() bool {
-	id := identify(s.path)
+	id := fileid.Stat(s.path)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !id.ok || id != s.seen || s.lastErr != nil
+	return id == (fileid.ID{}) || id != s.seen || s.lastErr != nil
 }
 
 func drain(ch <-chan fsnotify.Event) {

@@ -10,8 +10,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
-	"time"
+
+	"github.com/registry-operator/registry-operator/internal/fileid"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -31,11 +31,9 @@ type hostKeys struct {
 
 // knownFile is one parse of a known_hosts file and what identified it.
 type knownFile struct {
-	path  string
-	size  int64
-	mtime time.Time
-	ino   uint64
-	cb    ssh.HostKeyCallback
+	path string
+	id   fileid.ID
+	cb   ssh.HostKeyCallback
 }
 
 func newHostKeys() *hostKeys {
@@ -113,21 +111,18 @@ func (h *hostKeys) parsed(file string) (ssh.HostKeyCallback, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ino uint64
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		ino = sys.Ino
-	}
+	id := fileid.Of(st)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	c := h.cache
-	if c.cb != nil && c.path == file && c.size == st.Size() && c.mtime.Equal(st.ModTime()) && c.ino == ino {
+	if c.cb != nil && c.path == file && c.id == id {
 		return c.cb, nil
 	}
 	cb, err := knownhosts.New(file)
 	if err != nil {
 		return nil, err
 	}
-	h.cache = knownFile{path: file, size: st.Size(), mtime: st.ModTime(), ino: ino, cb: cb}
+	h.cache = knownFile{path: file, id: id, cb: cb}
 	return cb, nil
 }
 
