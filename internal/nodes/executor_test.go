@@ -577,13 +577,13 @@ func TestKeepAliveSkipsConnectionsInUse(t *testing.T) {
 		}
 	})
 	c.touch()
-	e.keepAlive.sweepFull()
+	e.keepAlive.sweepAt(time.Now(), true)
 	time.Sleep(3 * c.cfg.ConnectTimeout)
 	if !c.alive() {
 		t.Fatal("a connection used within the interval was probed (and closed)")
 	}
 	c.lastUsed.Store(0)
-	e.keepAlive.sweepFull()
+	e.keepAlive.sweepAt(time.Now(), true)
 	deadline := time.Now().Add(30 * time.Second)
 	for c.alive() {
 		if time.Now().After(deadline) {

@@ -78,14 +78,13 @@ func (k *keepAlive) loop(stop <-chan struct{}) {
 	}
 }
 
-// sweep polls every connection, then probes each whose keepalive interval
-// (nodes.ssh.keepAlive; 0 is off) passed without a pass or a probe using
-// it, so a dead peer is noticed between passes rather than in the middle
-// of one; in steady state the passes themselves show the peer is alive.
+// sweep is one tick of the loop: it polls the connections with something
+// queued, and every fullPollEvery (or when full) all of them, probing then
+// each that no pass or probe used for probeAfter (nodes.ssh.keepAlive; 0
+// is off), so a dead peer is noticed between passes rather than in the
+// middle of one; in steady state the passes themselves show the peer is
+// alive.
 func (k *keepAlive) sweep() { k.sweepAt(time.Now(), false) }
-
-// sweepFull is a sweep that polls and probes every connection.
-func (k *keepAlive) sweepFull() { k.sweepAt(time.Now(), true) }
 
 func (k *keepAlive) sweepAt(now time.Time, full bool) {
 	k.mu.Lock()

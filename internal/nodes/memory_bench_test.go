@@ -221,7 +221,7 @@ func BenchmarkPollIdle(b *testing.B) {
 			k.sweep() // the first sweep is a full one
 			for b.Loop() {
 				if full {
-					k.sweepFull()
+					k.sweepAt(time.Now(), true)
 				} else {
 					k.sweep()
 				}

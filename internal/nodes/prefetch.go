@@ -314,10 +314,10 @@ func (s *sftpConn) prefetch(first check, seq []check) error {
 	}
 	b := s.sc.NewBatch()
 	b.Grow(n)
-	own := s.queue(b, seq, nil)
+	own := s.queue(b, seq)
 	var groups [][]prefetched
 	for _, o := range others {
-		groups = append(groups, s.queue(b, o.seq, nil))
+		groups = append(groups, s.queue(b, o.seq))
 	}
 	if err := s.sc.Do(b); err != nil {
 		return err
@@ -344,7 +344,8 @@ func (s *sftpConn) prefetch(first check, seq []check) error {
 }
 
 // queue adds seq's checks to b and returns their answer slots.
-func (s *sftpConn) queue(b *sftp.Batch, seq []check, answers []prefetched) []prefetched {
+func (s *sftpConn) queue(b *sftp.Batch, seq []check) []prefetched {
+	answers := make([]prefetched, 0, len(seq))
 	for _, c := range seq {
 		a := prefetched{check: c}
 		switch c.op {
