@@ -273,40 +273,28 @@ func procCPU(pid int) (cpu float64, rss, hwm int64, err error) {
 		return 0, 0, 0, err
 	}
 	cpu = float64(ps.UTime+ps.STime) / 100
-	st2, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return cpu, 0, 0, err
-	}
-	for _, line := range strings.Split(string(st2), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch k {
-		case "VmRSS":
-			rss = n
-		case "VmHWM":
-			hwm = n
-		}
-	}
-	return cpu, rss, hwm, nil
+	st, err := procStatusKiB(pid)
+	return cpu, st["VmRSS"], st["VmHWM"], err
 }
 
-// procRSSFile returns RssFile (KiB) of one process: the resident pages
-// mapped from files, the binary's own code and tables most of all.
-func procRSSFile(pid int) int64 {
+// procStatusKiB reads the kB fields of /proc/PID/status (VmRSS, VmHWM,
+// RssFile, ...), by name.
+func procStatusKiB(pid int) (map[string]int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return nil, err
 	}
+	out := map[string]int64{}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "RssFile:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || !strings.HasSuffix(v, " kB") {
+			continue
+		}
+		if n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil {
+			out[k] = n
 		}
 	}
-	return 0
+	return out, nil
 }
 
 // writeFile writes data under dir, creating dir.

@@ -246,7 +246,9 @@ func steady(ctx context.Context, s *setup, interval, window time.Duration, logf 
 	st.CPUSPerH = st.CPUS / el * 3600
 	st.CorePct = st.CPUS / el * 100
 	st.RSSKiB, st.PeakRSSKiB = rss, hwm
-	st.RSSFileKiB = procRSSFile(pid)
+	if ps, err := procStatusKiB(pid); err == nil {
+		st.RSSFileKiB = ps["RssFile"]
+	}
 	key := `registry_operator_reconcile_total{reconciler="discovery",result="success"}`
 	st.Passes = m1[key] - m0[key]
 	if st.Passes > 0 {
