@@ -20,7 +20,11 @@ registry CA at ` + "`" + caPath + "`" + `, and
 with ` + "`nf_conntrack`" + ` in ` + "`" + modulesLoadFile + "`" + `. The fleet is N real OpenSSH
 servers (Debian's sshd, one per network namespace, clean root login environment) on
 the same machine as the contenders, so every contender's cost includes the sshd
-servers' CPU: **machine CPU** (from /proc/stat) shows that part.
+servers' CPU: **machine CPU** (from /proc/stat) shows that part. The hosts share
+one bridge and hold permanent neighbour entries with the machine, so no contender
+pays for ARP broadcasts that every host's namespace would process on the same
+cores (a cost that grew with the fleet: before, cold passes at 1000 agents spent
+several ms per node in it).
 
 Contenders, each started from the same state (before every measured run the
 files are removed from all nodes and the sysctl is set to 0), alternated in

@@ -35,7 +35,11 @@
 // own aligned block of 198.18.0.0/16 (a /24 up to 253 hosts, a /22 for 1000),
 // so they never see each other. The machine is Fleet.Gateway (the block's
 // .1) on the bridge, and the hosts' default route: a fake Mesos or Marathon
-// listening there is reachable from every host.
+// listening there is reachable from every host. The machine and each host
+// hold permanent neighbour entries for each other (fixed link addresses
+// derived from the IPs): on one bridge every ARP broadcast would be processed
+// by every host's namespace on the machine's few cores, a cost real agents do
+// not put on the operator's machine and one that grows with the fleet.
 //
 // Faults for tests: Host.StopSSHD (listener and sessions die, as in a crash),
 // Host.ReplaceHostKey (host key mismatch), Host.SetLinkUp(false) (the host

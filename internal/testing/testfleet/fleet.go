@@ -180,7 +180,10 @@ func (f *Fleet) prepare(ctx context.Context) error {
 		}
 	}
 	if err := ipBatch(ctx, []string{
-		"link add " + f.Bridge + " type bridge",
+		// A bridge's own address is otherwise its lowest port's, which
+		// changes as hosts come and go; the hosts' entries for the
+		// gateway need it fixed.
+		"link add " + f.Bridge + " address " + macFor(f.Gateway) + " type bridge",
 		fmt.Sprintf("addr add %s/%d dev %s", f.Gateway, f.Subnet.Bits(), f.Bridge),
 		"link set " + f.Bridge + " up",
 	}, false); err != nil {

@@ -104,8 +104,8 @@ func (h *Host) prepareDir() error {
 	if err := os.WriteFile(filepath.Join(h.dir, "fstab"), []byte(hostFstab(f.Dir, h.dir)), 0o644); err != nil {
 		return err
 	}
-	batch := fmt.Sprintf("link set lo up\naddr add %s/%d dev eth0\nlink set eth0 up\nroute add default via %s\n",
-		h.Address, f.Subnet.Bits(), f.Gateway)
+	batch := fmt.Sprintf("link set lo up\naddr add %s/%d dev eth0\nlink set eth0 up\nneigh replace %s lladdr %s dev eth0 nud permanent\nroute add default via %s\n",
+		h.Address, f.Subnet.Bits(), f.Gateway, macFor(f.Gateway), f.Gateway)
 	return os.WriteFile(filepath.Join(h.dir, "net.batch"), []byte(batch), 0o644)
 }
 

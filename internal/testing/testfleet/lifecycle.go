@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -59,12 +60,20 @@ func (f *Fleet) AddHosts(ctx context.Context, n int) ([]*Host, error) {
 			return fail(fmt.Errorf("testfleet: prepare %s: %w", h.Name, err))
 		}
 	}
+	// Permanent neighbour entries on both ends: on one bridge every ARP
+	// broadcast is processed by every host's namespace on the machine's
+	// few cores, so resolving each host once per contact would cost
+	// O(hosts) each and grow a pass over the fleet quadratically (real
+	// agents answer ARP on their own CPUs). The kernel never expires
+	// these entries.
 	var lines []string
 	for _, h := range added {
+		addr, mac := netip.MustParseAddr(h.Address), macFor(netip.MustParseAddr(h.Address))
 		lines = append(lines,
 			"netns add "+h.Netns,
-			"link add "+h.Veth+" type veth peer name eth0 netns "+h.Netns,
-			"link set "+h.Veth+" master "+f.Bridge+" up")
+			"link add "+h.Veth+" type veth peer name eth0 address "+mac+" netns "+h.Netns,
+			"link set "+h.Veth+" master "+f.Bridge+" up",
+			"neigh replace "+addr.String()+" lladdr "+mac+" dev "+f.Bridge+" nud permanent")
 	}
 	began := time.Now()
 	if err := ipBatch(ctx, lines, false); err != nil {
@@ -119,6 +128,7 @@ func (f *Fleet) RemoveHost(ctx context.Context, i int) error {
 	f.mu.Unlock()
 	hs := []*Host{h}
 	err = errors.Join(err, teardownNamespaces(ctx, netnsNames(hs), vethNames(hs), hs))
+	err = errors.Join(err, ipBatch(ctx, []string{"neigh del " + h.Address + " dev " + f.Bridge}, true))
 	return errors.Join(err, os.RemoveAll(h.dir))
 }
 

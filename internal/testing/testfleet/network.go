@@ -61,6 +61,14 @@ func gatewayAddr(subnet netip.Prefix) netip.Addr {
 	return u32Addr(addrU32(subnet.Addr()) + 1)
 }
 
+// macFor is the link-layer address of the interface holding a (a host's eth0,
+// or the bridge for the gateway): locally administered, unique because the
+// address is. Fixed addresses let both ends carry permanent neighbour entries.
+func macFor(a netip.Addr) string {
+	b := a.As4()
+	return fmt.Sprintf("02:00:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3])
+}
+
 func addrU32(a netip.Addr) uint32 { b := a.As4(); return binary.BigEndian.Uint32(b[:]) }
 func u32Addr(v uint32) netip.Addr {
 	var b [4]byte
@@ -153,8 +161,9 @@ func linksWithPrefix(p string) []string {
 
 // raiseNeighbourLimits makes the machine's ARP table big enough for a large
 // fleet on one bridge; with the kernel default (1024 entries) a 1000-host
-// fleet gets "neighbour table overflow" and unreachable hosts. It only ever
-// raises the limits.
+// fleet gets "neighbour table overflow" and unreachable hosts. The gateway and
+// the hosts hold permanent entries for each other, which the limits do not
+// count; what is left is host-to-host traffic. It only ever raises the limits.
 func raiseNeighbourLimits(capacity int) error {
 	want := []int{capacity + 256, 2*capacity + 512, 4*capacity + 1024}
 	for i, key := range []string{"gc_thresh1", "gc_thresh2", "gc_thresh3"} {

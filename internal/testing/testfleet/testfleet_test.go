@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -103,6 +104,22 @@ func TestFleet(t *testing.T) {
 			if !bytes.Equal(seen.Marshal(), h.HostKey().Marshal()) {
 				t.Errorf("%s presented a host key other than its own", h.Address)
 			}
+		}
+	})
+
+	t.Run("NeighboursArePermanent", func(t *testing.T) {
+		// After traffic (the subtests above), both ends still resolve
+		// each other from permanent entries: no ARP on the bridge.
+		b, err := os.ReadFile("/sys/class/net/" + f.Bridge + "/address")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(string(b)); got != macFor(f.Gateway) {
+			t.Errorf("bridge %s has address %s, want %s", f.Bridge, got, macFor(f.Gateway))
+		}
+		for _, h := range hosts {
+			assertPermanentNeighbour(t, "", h.Address, f.Bridge, macFor(netip.MustParseAddr(h.Address)))
+			assertPermanentNeighbour(t, h.Netns, f.Gateway.String(), "eth0", macFor(f.Gateway))
 		}
 	})
 
@@ -348,6 +365,10 @@ func TestFleet(t *testing.T) {
 		if linkExists(gone.Veth) {
 			t.Errorf("link %s left after RemoveHost", gone.Veth)
 		}
+		if out := neighbour(t, "", gone.Address, f.Bridge); out != "" {
+			t.Errorf("neighbour entry for removed host %s left: %s", gone.Address, out)
+		}
+		assertPermanentNeighbour(t, "", added[1].Address, f.Bridge, macFor(netip.MustParseAddr(added[1].Address)))
 		kh, _ := os.ReadFile(f.KnownHostsPath)
 		if strings.Contains(string(kh), gone.Address+" ") {
 			t.Errorf("known_hosts still lists removed host %s", gone.Address)
@@ -367,6 +388,27 @@ func TestFleet(t *testing.T) {
 		}
 		assertRunGone(t, f.Prefix, f.RunID, dir)
 	})
+}
+
+// neighbour is `ip neigh show ADDR dev DEV` in a namespace ("" for the machine's).
+func neighbour(t *testing.T, netns, addr, dev string) string {
+	t.Helper()
+	args := []string{"neigh", "show", addr, "dev", dev}
+	if netns != "" {
+		args = append([]string{"-n", netns}, args...)
+	}
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip %v: %v: %s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func assertPermanentNeighbour(t *testing.T, netns, addr, dev, mac string) {
+	t.Helper()
+	if out := neighbour(t, netns, addr, dev); !strings.Contains(out, "lladdr "+mac) || !strings.HasSuffix(out, "PERMANENT") {
+		t.Errorf("neighbour %s on %s (namespace %q): %q, want a permanent entry for %s", addr, dev, netns, out, mac)
+	}
 }
 
 func writeSFTP(t *testing.T, sc *sftp.Client, path, content string) {
