@@ -1,5 +1,6 @@
 // Package memlimit sets Go's soft memory limit (the GC's target ceiling)
-// from the memory limit of the container the process runs in.
+// from the memory limit of the container the process runs in, and the
+// collector's GOGC for the long-running operator (gcpercent.go).
 //
 // Marathon runs the operator with a cgroup memory limit (the app's mem).
 // Go's collector knows nothing of it: by default it lets the heap grow to

@@ -52,6 +52,21 @@ func (e *ConnectError) Error() string {
 
 func (e *ConnectError) Unwrap() error { return e.Err }
 
+// opError is a failed file operation on a node: "node N: WHAT PATH: ERR".
+// Built on every missing file a pass checks for, so it formats only when
+// printed (fmt.Errorf formatted each at once: most of a steady pass's
+// garbage on nodes without the optional files).
+type opError struct {
+	node, what, path string
+	err              error
+}
+
+func (e *opError) Error() string {
+	return "node " + e.node + ": " + e.what + " " + e.path + ": " + e.err.Error()
+}
+
+func (e *opError) Unwrap() error { return e.err }
+
 // ErrSudoRefused is wrapped when `sudo -n` wants a password or denies the
 // user: sudo must allow the SSH user to run sh and sftp-server without one.
 var ErrSudoRefused = errors.New("sudo -n refused (a password is required or the user may not run the command): " +

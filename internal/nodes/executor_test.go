@@ -345,6 +345,57 @@ func TestCommandTimeoutNoLeak(t *testing.T) {
 	t.Fatalf("%d goroutines after Close, baseline %d:\n%s", n, baseline, buf[:runtime.Stack(buf, true)])
 }
 
+// An op blocked on a hung sftp-server ends when its pass is cancelled
+// (shutdown, leadership lost) within about watchPoll, long before
+// commandTimeout; and an op outliving a commandTimeout longer than
+// watchPoll still ends with ErrTimeout.
+func TestBlockedOpEndsWithItsPass(t *testing.T) {
+	d := startSSHD(t, sshdOptions{})
+	e, _, clk := newExecutor(t)
+	cfg := d.config("root", false)
+	cfg.CommandTimeout = time.Minute
+	must(t, e.Do(context.Background(), cfg, d.Addr, func(context.Context, Conn) error { return nil }))
+	hang := func() {
+		t.Helper()
+		pids := d.sftpServers(t)
+		if len(pids) != 1 {
+			t.Fatalf("sftp-server processes: %v", pids)
+		}
+		must(t, syscall.Kill(pids[0], syscall.SIGSTOP))
+		t.Cleanup(func() { _ = syscall.Kill(pids[0], syscall.SIGCONT) })
+	}
+	read := func(ctx context.Context, c Conn) error {
+		_, _, err := c.ReadFile(ctx, d.KnownHosts)
+		return err
+	}
+
+	hang()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	began := time.Now()
+	err := e.Do(ctx, cfg, d.Addr, read)
+	if took := time.Since(began); err == nil || took > watchPoll+5*time.Second {
+		t.Fatalf("cancelled pass: %v after %s; want an error within about %s", err, took, watchPoll)
+	}
+	if !errors.Is(err, context.Canceled) && !errors.Is(err, ErrTimeout) {
+		t.Errorf("cancelled pass: %v; want it to say the pass was cancelled", err)
+	}
+
+	clk.Step(backoffMax)
+	cfg.CommandTimeout = 2500 * time.Millisecond
+	must(t, e.Do(context.Background(), cfg, d.Addr, func(context.Context, Conn) error { return nil }))
+	hang()
+	began = time.Now()
+	err = e.Do(context.Background(), cfg, d.Addr, read)
+	took := time.Since(began)
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("hung op: %v after %s, want ErrTimeout", err, took)
+	}
+	if took < cfg.CommandTimeout {
+		t.Errorf("hung op ended after %s, before its commandTimeout %s", took, cfg.CommandTimeout)
+	}
+}
+
 // TestQuote runs built command lines through a real sh: every value must
 // come out byte for byte, none may be interpreted.
 func TestQuote(t *testing.T) {

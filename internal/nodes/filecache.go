@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unique"
 
 	"github.com/registry-operator/registry-operator/internal/sftp"
 )
@@ -20,7 +21,9 @@ const fullReadEvery = 5 * time.Minute
 //
 // A node's reconcilers read a handful of paths, so the entries are slices
 // searched in order: a map's buckets cost more than the 640-byte CA they
-// hold, once per kept connection.
+// hold, once per kept connection. Contents are interned (package unique):
+// every node carries the same CA and the same one-line files, so a
+// thousand connections hold one copy of each instead of a thousand.
 type fileCache struct {
 	mu    sync.Mutex
 	files []cachedFile
@@ -44,7 +47,7 @@ type cachedFile struct {
 	mtime int64       // unix nanoseconds
 	mode  fs.FileMode // the full mode: type bits and permissions
 	perm  fs.FileMode
-	data  []byte
+	data  unique.Handle[string]
 	read  int64 // unix nanoseconds
 }
 
@@ -71,14 +74,14 @@ func (c *fileCache) get(p string, st fs.FileInfo, now time.Time) ([]byte, fs.Fil
 	if e.size != st.Size() || e.mtime != st.ModTime().UnixNano() || e.mode != st.Mode() || !fresh(e.read, now) {
 		return nil, 0, false
 	}
-	return slices.Clone(e.data), e.perm, true
+	return []byte(e.data.Value()), e.perm, true
 }
 
 func (c *fileCache) put(p string, st fs.FileInfo, perm fs.FileMode, data []byte, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := cachedFile{path: p, size: st.Size(), mtime: st.ModTime().UnixNano(), mode: st.Mode(), perm: perm,
-		data: slices.Clone(data), read: now.UnixNano()}
+		data: unique.Make(string(data)), read: now.UnixNano()}
 	if i := c.file(p); i >= 0 {
 		c.files[i] = e
 		return

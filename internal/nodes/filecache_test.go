@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // statInfo is a fs.FileInfo with what the cache compares.
@@ -78,5 +79,27 @@ func TestFileCacheForgetsAncestorListings(t *testing.T) {
 	}
 	if want := []string{"/etc/dock", "/var"}; !slices.Equal(kept, want) {
 		t.Fatalf("listings kept %v, want %v", kept, want)
+	}
+}
+
+// Connections holding the same content share one copy of it, and what get
+// returns is the caller's own.
+func TestFileCacheSharesContent(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	st := statInfo{size: 7, mtime: now, mode: 0o644}
+	var a, b fileCache
+	a.put("/etc/ca.crt", st, 0o644, []byte("the CA\n"), now)
+	b.put("/etc/ca.crt", st, 0o644, []byte("the CA\n"), now)
+	da, db := a.files[0].data.Value(), b.files[0].data.Value()
+	if unsafe.StringData(da) != unsafe.StringData(db) {
+		t.Error("two connections with the same content hold a copy each")
+	}
+	got, _, ok := a.get("/etc/ca.crt", st, now)
+	if !ok {
+		t.Fatal("miss")
+	}
+	got[0] = 'X'
+	if again, _, _ := b.get("/etc/ca.crt", st, now); string(again) != "the CA\n" {
+		t.Errorf("changing what get returned changed the cache: %q", again)
 	}
 }

@@ -83,7 +83,7 @@ func (e *execConn) do(ctx context.Context, what, p string, stdin []byte, script 
 	out, err := e.c.run(ctx, stdin, script, args...)
 	var ee *ExitError
 	if errors.As(err, &ee) && ee.Status == 3 {
-		return nil, fmt.Errorf("node %s: %s %s: %w", e.c.node, what, p, fs.ErrNotExist)
+		return nil, opErr(e.c.node, what, p, fs.ErrNotExist)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", what, p, err)

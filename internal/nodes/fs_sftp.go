@@ -55,7 +55,7 @@ func newSFTPConn(ex *execConn, sc *sftp.Client, now func() time.Time) *sftpConn 
 // otherwise a context.AfterFunc per op.
 func (s *sftpConn) op(ctx context.Context, what, p string, fn func() error) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("node %s: %s %s: %w", s.c.node, what, p, timeoutErr(ctx))
+		return opErr(s.c.node, what, p, timeoutErr(ctx))
 	}
 	if w := s.passWatch(ctx); w != nil && w.arm(s.c.cfg.commandTimeout()) {
 		err := fn()
@@ -64,10 +64,10 @@ func (s *sftpConn) op(ctx context.Context, what, p string, fn func() error) erro
 			if !expired {
 				terr = timeoutErr(ctx)
 			}
-			return fmt.Errorf("node %s: %s %s: %w", s.c.node, what, p, terr)
+			return opErr(s.c.node, what, p, terr)
 		}
 		if err != nil {
-			return fmt.Errorf("node %s: %s %s: %w", s.c.node, what, p, s.translate(err))
+			return opErr(s.c.node, what, p, s.translate(err))
 		}
 		return nil
 	}
@@ -76,13 +76,15 @@ func (s *sftpConn) op(ctx context.Context, what, p string, fn func() error) erro
 	stop := context.AfterFunc(ctx, s.c.closeTimedOut)
 	err := fn()
 	if !stop() {
-		return fmt.Errorf("node %s: %s %s: %w", s.c.node, what, p, timeoutErr(ctx))
+		return opErr(s.c.node, what, p, timeoutErr(ctx))
 	}
 	if err != nil {
-		return fmt.Errorf("node %s: %s %s: %w", s.c.node, what, p, s.translate(err))
+		return opErr(s.c.node, what, p, s.translate(err))
 	}
 	return nil
 }
+
+func opErr(node, what, p string, err error) error { return &opError{node, what, p, err} }
 
 // translate turns a broken channel into a ConnectError so the executor
 // reconnects and backs off; file errors pass through.

@@ -165,17 +165,26 @@ func (s *sftpConn) passWatch(ctx context.Context) *opWatch {
 }
 
 // opWatch closes the connection when an op of the pass outlives
-// commandTimeout or the pass's context: one timer, reset for each op, and
-// one registration on the context, made at the first op. A pass runs its
-// ops one after another.
+// commandTimeout or the pass's context: one timer per pass, reset for each
+// op. The timer fires at the op's deadline or after watchPoll, whichever
+// comes first, and while the op is still in flight looks at the context
+// then: a registration on the context (context.AfterFunc) would cost an
+// allocation on the pass's context for every pass on every node, where ops
+// take milliseconds and the timer almost never fires. A pass runs its ops
+// one after another.
 type opWatch struct {
 	ctx       context.Context
 	closeConn func()
 	timer     *time.Timer
-	unwatch   func() bool
+	deadline  atomic.Int64 // unix nanoseconds: when the op in flight outlives its timeout
 	inFlight  atomic.Bool
 	expired   atomic.Bool
 }
+
+// watchPoll bounds how long an op blocked on a silent node outlives its
+// pass's cancellation (shutdown, leadership lost) before the connection
+// is closed under it.
+const watchPoll = time.Second
 
 // arm starts an op; false when another op of the pass is in flight (a
 // pass that runs ops side by side), which then watches its own.
@@ -184,37 +193,43 @@ func (w *opWatch) arm(d time.Duration) bool {
 		return false
 	}
 	w.expired.Store(false)
+	w.deadline.Store(time.Now().Add(d).UnixNano())
 	if w.timer == nil {
-		w.timer = time.AfterFunc(d, w.fire)
-		w.unwatch = context.AfterFunc(w.ctx, func() {
-			if w.inFlight.Load() {
-				w.closeConn()
-			}
-		})
+		w.timer = time.AfterFunc(min(d, watchPoll), w.fire)
 		return true
 	}
-	w.timer.Reset(d)
+	w.timer.Reset(min(d, watchPoll))
 	return true
 }
 
 func (w *opWatch) fire() {
-	if w.inFlight.Load() {
+	if !w.inFlight.Load() {
+		return
+	}
+	left := time.Until(time.Unix(0, w.deadline.Load()))
+	switch {
+	case left <= 0:
 		w.expired.Store(true)
 		w.closeConn()
+	case w.ctx.Err() != nil:
+		w.closeConn()
+	default:
+		w.timer.Reset(min(left, watchPoll))
 	}
 }
 
-// disarm ends an op and reports whether it outlived its timer.
+// disarm ends an op and reports whether it outlived its timeout.
 func (w *opWatch) disarm() bool {
 	w.inFlight.Store(false)
-	fired := !w.timer.Stop()
-	return fired || w.expired.Load()
+	if !w.timer.Stop() && time.Now().UnixNano() >= w.deadline.Load() {
+		return true // the timer fired at the deadline, maybe still closing
+	}
+	return w.expired.Load()
 }
 
 func (w *opWatch) stop() {
 	if w.timer != nil {
 		w.timer.Stop()
-		w.unwatch()
 	}
 }
 
@@ -296,6 +311,9 @@ func (s *sftpConn) prefetch(first check, seq []check) error {
 	now := s.now()
 	if ans, ok := r.m[first]; ok {
 		delete(r.m, first)
+		if len(r.m) == 0 {
+			r.m = nil // the map's buckets would outlive the round, on every connection
+		}
 		if r.gen == gen && now.Sub(r.at) < roundWindow {
 			s.pass.answers, s.pass.gen = ans, gen
 			return nil
@@ -313,11 +331,14 @@ func (s *sftpConn) prefetch(first check, seq []check) error {
 		n += len(o.seq)
 	}
 	b := s.sc.NewBatch()
+	defer b.Release()
 	b.Grow(n)
-	own := s.queue(b, seq)
-	var groups [][]prefetched
+	// Every shape's answer slots in one allocation, as are the groups.
+	slots := make([]prefetched, 0, n)
+	own := s.queue(b, seq, &slots)
+	groups := make([][]prefetched, 0, len(others))
 	for _, o := range others {
-		groups = append(groups, s.queue(b, o.seq))
+		groups = append(groups, s.queue(b, o.seq, &slots))
 	}
 	if err := s.sc.Do(b); err != nil {
 		return err
@@ -343,9 +364,11 @@ func (s *sftpConn) prefetch(first check, seq []check) error {
 	return nil
 }
 
-// queue adds seq's checks to b and returns their answer slots.
-func (s *sftpConn) queue(b *sftp.Batch, seq []check) []prefetched {
-	answers := make([]prefetched, 0, len(seq))
+// queue adds seq's checks to b and returns their answer slots, appended
+// to *slots (which has room for them: a shape's slots never move).
+func (s *sftpConn) queue(b *sftp.Batch, seq []check, slots *[]prefetched) []prefetched {
+	first := len(*slots)
+	answers := *slots
 	for _, c := range seq {
 		a := prefetched{check: c}
 		switch c.op {
@@ -363,7 +386,8 @@ func (s *sftpConn) queue(b *sftp.Batch, seq []check) []prefetched {
 		}
 		answers = append(answers, a)
 	}
-	return answers
+	*slots = answers
+	return answers[first:len(answers):len(answers)]
 }
 
 // answer fills the slots from b's answers.

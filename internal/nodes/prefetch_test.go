@@ -106,6 +106,9 @@ func TestSteadyPassIsOneBatch(t *testing.T) {
 	if n := run("steady conntrack", conntrack(&third)); n != 0 {
 		t.Errorf("the second pass of a steady round made %d writes on the channel, want none: the first fetched its checks", n)
 	}
+	if m := e.state(d.Addr).conn.(*sftpConn).round.m; m != nil {
+		t.Errorf("every fetched answer was claimed, yet the connection still holds the round's map (%d entries)", len(m))
+	}
 	want := seen{ents: []string{"registry:5000"}, ca: "CA one\n",
 		conf: "net.netfilter.nf_conntrack_tcp_be_liberal = 1\n", value: "Linux\n", absent: true}
 	for i, got := range []seen{second, third} {

@@ -1,6 +1,9 @@
 package sftp
 
-import "slices"
+import (
+	"slices"
+	"sync"
+)
 
 // Local kinds of the extended requests (all sent as type 200): a call's
 // kind says how to read its answer.
@@ -19,8 +22,19 @@ type Batch struct {
 	e     encoder
 	wbuf  *[]byte // e.b's pooled buffer
 	calls []call
+	slots *[]call // calls' pooled array, given back by Release
 	one   [1]call
 }
+
+// callSlots are request slots for batches of several requests: a resync
+// round sends one batch of a few checks on every connection, and a slot is
+// a few hundred bytes (it has room for any answer). Shared by every client
+// in the process, like readBufs.
+var callSlots = sync.Pool{New: func() any { return new([]call) }}
+
+// maxPooledCalls bounds the slots kept for reuse: a larger batch's go to
+// the garbage collector.
+const maxPooledCalls = 64
 
 // NewBatch returns an empty batch on c.
 func (c *Client) NewBatch() *Batch {
@@ -29,9 +43,31 @@ func (c *Client) NewBatch() *Batch {
 	return b
 }
 
-// Grow makes room for n more requests without reallocating.
+// Grow makes room for n more requests without reallocating. On an empty
+// batch the room comes from slots other batches gave back (Release).
 func (b *Batch) Grow(n int) {
+	if cap(b.calls)-len(b.calls) >= n {
+		return
+	}
+	if len(b.calls) == 0 && b.slots == nil && n <= maxPooledCalls {
+		b.slots = callSlots.Get().(*[]call)
+		b.calls = slices.Grow((*b.slots)[:0], n)
+		return
+	}
 	b.calls = slices.Grow(b.calls, n)
+}
+
+// Release gives the batch's request slots back for other batches. Neither
+// the batch nor its answers may be used afterwards.
+func (b *Batch) Release() {
+	calls, slots := b.calls, b.slots
+	b.calls, b.slots = nil, nil
+	if slots == nil || cap(calls) > maxPooledCalls {
+		return
+	}
+	clear(calls[:cap(calls)]) // answers and destinations belong to the caller
+	*slots = calls[:0]
+	callSlots.Put(slots)
 }
 
 // Len is how many requests the batch holds.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unique"
 )
 
 // Client is one SFTP session over a transport (an SSH channel).
@@ -24,8 +25,9 @@ type Client struct {
 	nextID uint32
 	broken error // set once the session cannot be used; guarded by mu
 
-	// extensions: "name=data\n" for each extension the server announced.
-	extensions string
+	// extensions: "name=data\n" for each extension the server announced,
+	// interned: servers of one OpenSSH version all announce the same.
+	extensions unique.Handle[string]
 
 	requests atomic.Uint64
 	flushes  atomic.Uint64
@@ -71,14 +73,14 @@ func NewClient(rw io.ReadWriter) (*Client, error) {
 	if d.err != nil {
 		return nil, protocolErrorf("malformed version packet: %v", d.err)
 	}
-	c.extensions = ext.String()
+	c.extensions = unique.Make(ext.String())
 	return c, nil
 }
 
 // HasExtension reports whether the server announced extension name, and
 // the data it gave for it (the extension's version, for OpenSSH's).
 func (c *Client) HasExtension(name string) (string, bool) {
-	for line := range strings.Lines(c.extensions) {
+	for line := range strings.Lines(c.extensions.Value()) {
 		n, data, _ := strings.Cut(strings.TrimSuffix(line, "\n"), "=")
 		if n == name {
 			return data, true

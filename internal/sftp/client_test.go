@@ -58,7 +58,7 @@ func TestFileOperations(t *testing.T) {
 	dir := t.TempDir()
 	for _, ext := range []string{"posix-rename@openssh.com", "statvfs@openssh.com", "fsync@openssh.com"} {
 		if _, ok := c.HasExtension(ext); !ok {
-			t.Errorf("extension %s not announced; got %q", ext, c.extensions)
+			t.Errorf("extension %s not announced; got %q", ext, c.extensions.Value())
 		}
 	}
 	if _, ok := c.HasExtension("nonexistent@example.com"); ok {
@@ -283,6 +283,46 @@ func TestBatchAnswersInOrder(t *testing.T) {
 	}
 	if _, err := b.Read(iEOF); !errors.Is(err, io.EOF) {
 		t.Errorf("read past the end: %v; want io.EOF", err)
+	}
+}
+
+// A released batch's slots serve the next batch without its answers.
+func TestBatchSlotsReused(t *testing.T) {
+	c := startServer(t, 0)
+	dir := t.TempDir()
+	present := filepath.Join(dir, "present")
+	if err := os.WriteFile(present, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing")
+	for round := range 3 {
+		b := c.NewBatch()
+		b.Grow(4)
+		var idx []int
+		for i := range 4 {
+			p := present
+			if (i+round)%2 == 1 {
+				p = missing
+			}
+			idx = append(idx, b.Stat(p))
+		}
+		if err := c.Do(b); err != nil {
+			t.Fatal(err)
+		}
+		for i, j := range idx {
+			a, err := b.Attrs(j)
+			if (i+round)%2 == 1 {
+				if !errors.Is(err, fs.ErrNotExist) || a.Size != 0 {
+					t.Errorf("round %d, stat %d of the missing file: %+v, %v", round, i, a, err)
+				}
+			} else if err != nil || a.Size != 1 {
+				t.Errorf("round %d, stat %d of the file: %+v, %v (an earlier batch's answer?)", round, i, a, err)
+			}
+		}
+		b.Release()
+		if b.Len() != 0 {
+			t.Errorf("a released batch still holds %d requests", b.Len())
+		}
 	}
 }
 
