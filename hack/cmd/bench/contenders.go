@@ -13,9 +13,12 @@ import (
 
 // Contender names, as they appear in the results.
 const (
-	opCold     = "operator-cold"
-	opWarm     = "operator-warm"
-	opDrift    = "operator-drift"
+	opCold  = "operator-cold"
+	opWarm  = "operator-warm"
+	opDrift = "operator-drift"
+	// opColdSub: a cold pass over the first subsetNodes hosts of a fleet
+	// of 1000 or more (see subsetCold).
+	opColdSub  = "operator-cold-subset"
 	ansCold    = "ansible-cold"
 	ansWarm    = "ansible-warm"
 	sshSeq     = "ssh-seq"
@@ -28,6 +31,7 @@ var labels = map[string]string{
 	opCold:     "operator `run --once`, cold (nothing on the nodes)",
 	opWarm:     "operator `run --once`, warm (all in sync; connects to every node)",
 	opDrift:    "operator `run --once`, 10% of nodes drifted",
+	opColdSub:  "operator `run --once`, cold, 100 nodes of the 1000-node fleet",
 	opPassWarm: "operator pass inside `run`, all in sync (persistent SSH/SFTP)",
 	ansCold:    "Ansible playbook, cold",
 	ansWarm:    "Ansible playbook, nothing to change",

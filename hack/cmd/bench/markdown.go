@@ -156,7 +156,7 @@ func fullRun(b *strings.Builder, r *Run) {
 		switch name {
 		case ansWarm:
 			ref = opPassWarm
-		case opWarm, opDrift, opPassWarm:
+		case opWarm, opDrift, opColdSub, opPassWarm:
 			ref = ""
 		}
 		ratio := ""
@@ -195,7 +195,7 @@ func fullRun(b *strings.Builder, r *Run) {
 
 	p("Operator per pass, from its own metrics (`registry_operator_ssh_sessions_total`, `registry_operator_marathon_requests_total`; the spec has no Marathon section, so 0 requests is expected):\n\n")
 	p("| pass | SSH sessions | Marathon requests |\n|---|---|---|\n")
-	for _, name := range []string{opCold, opWarm, opDrift, opPassWarm} {
+	for _, name := range []string{opCold, opWarm, opDrift, opColdSub, opPassWarm} {
 		if s, ok := r.Summary[name]; ok && s.SSHSessions != nil {
 			p("| %s | %.0f | %.0f |\n", label(name), *s.SSHSessions, *s.MarathonReqs)
 		}

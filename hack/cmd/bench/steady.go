@@ -41,6 +41,14 @@ type Steady struct {
 	MachineCPUS float64 `json:"machineCPUS"` // whole machine over the window
 	FleetCPUS   float64 `json:"fleetCPUS"`   // the hosts' sshd and sftp-server over the window
 	Load1       float64 `json:"load1"`
+	// The Go runtime's own account at the end of the window (/metrics):
+	// heap spans in use, goroutine stacks, the collector's GOGC and how
+	// many collections ran in the window.
+	HeapInuseB  float64 `json:"heapInuseBytes,omitempty"`
+	StackInuseB float64 `json:"stackInuseBytes,omitempty"`
+	Goroutines  float64 `json:"goroutines,omitempty"`
+	GOGC        float64 `json:"gogc,omitempty"`
+	GCs         float64 `json:"gcs,omitempty"`
 }
 
 type apiStatus struct {
@@ -249,6 +257,9 @@ func steady(ctx context.Context, s *setup, interval, window time.Duration, logf 
 	if ps, err := procStatusKiB(pid); err == nil {
 		st.RSSFileKiB = ps["RssFile"]
 	}
+	st.HeapInuseB, st.StackInuseB = m1["go_memstats_heap_inuse_bytes"], m1["go_memstats_stack_inuse_bytes"]
+	st.Goroutines, st.GOGC = m1["go_goroutines"], m1["go_gc_gogc_percent"]
+	st.GCs = m1["go_gc_duration_seconds_count"] - m0["go_gc_duration_seconds_count"]
 	key := `registry_operator_reconcile_total{reconciler="discovery",result="success"}`
 	st.Passes = m1[key] - m0[key]
 	if st.Passes > 0 {
