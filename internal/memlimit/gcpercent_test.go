@@ -37,7 +37,7 @@ func TestConfigureGC(t *testing.T) {
 		t.Errorf("no GOGC: %+v", s)
 	}
 	if cur := debug.SetGCPercent(100); cur != 25 {
-		t.Errorf("no GOGC: the collector runs at %d, want the default 25", cur)
+		t.Errorf("no GOGC: the collector runs at %d, want the given default 25", cur)
 	}
 	// An explicit GOGC was applied by the runtime at start: left alone.
 	if s := ConfigureGC(env("50"), 25); s != (GCSetting{FromGOGCEnv, 50}) {
