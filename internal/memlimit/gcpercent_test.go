@@ -26,12 +26,7 @@ func TestConfigureGC(t *testing.T) {
 	t.Cleanup(func() { debug.SetGCPercent(orig) })
 
 	env := func(v string) func(string) string {
-		return func(k string) string {
-			if k == "GOGC" {
-				return v
-			}
-			return ""
-		}
+		return func(k string) string { return map[string]string{"GOGC": v}[k] }
 	}
 	if s := ConfigureGC(env(""), 25); s.Source != FromDefault {
 		t.Errorf("no GOGC: %+v", s)

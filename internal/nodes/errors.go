@@ -67,6 +67,8 @@ func (e *opError) Error() string {
 
 func (e *opError) Unwrap() error { return e.err }
 
+func opErr(node, what, p string, err error) error { return &opError{node, what, p, err} }
+
 // ErrSudoRefused is wrapped when `sudo -n` wants a password or denies the
 // user: sudo must allow the SSH user to run sh and sftp-server without one.
 var ErrSudoRefused = errors.New("sudo -n refused (a password is required or the user may not run the command): " +

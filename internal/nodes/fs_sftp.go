@@ -51,7 +51,7 @@ func newSFTPConn(ex *execConn, sc *sftp.Client, now func() time.Time) *sftpConn 
 // returns and the next pass reconnects.
 // The watchdog is not a goroutine per request: a steady-state round makes
 // thousands of requests. Within a pass it is the pass's (passWatch: one
-// timer and one registration on the pass's context for all its ops);
+// timer for all its ops, which also looks at the pass's context);
 // otherwise a context.AfterFunc per op.
 func (s *sftpConn) op(ctx context.Context, what, p string, fn func() error) error {
 	if err := ctx.Err(); err != nil {
@@ -83,8 +83,6 @@ func (s *sftpConn) op(ctx context.Context, what, p string, fn func() error) erro
 	}
 	return nil
 }
-
-func opErr(node, what, p string, err error) error { return &opError{node, what, p, err} }
 
 // translate turns a broken channel into a ConnectError so the executor
 // reconnects and backs off; file errors pass through.

@@ -68,12 +68,12 @@ func (f *Fleet) AddHosts(ctx context.Context, n int) ([]*Host, error) {
 	// these entries.
 	var lines []string
 	for _, h := range added {
-		addr, mac := netip.MustParseAddr(h.Address), macFor(netip.MustParseAddr(h.Address))
+		mac := macFor(netip.MustParseAddr(h.Address))
 		lines = append(lines,
 			"netns add "+h.Netns,
 			"link add "+h.Veth+" type veth peer name eth0 address "+mac+" netns "+h.Netns,
 			"link set "+h.Veth+" master "+f.Bridge+" up",
-			"neigh replace "+addr.String()+" lladdr "+mac+" dev "+f.Bridge+" nud permanent")
+			"neigh replace "+h.Address+" lladdr "+mac+" dev "+f.Bridge+" nud permanent")
 	}
 	began := time.Now()
 	if err := ipBatch(ctx, lines, false); err != nil {
