@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -289,5 +290,18 @@ func TestConfigNotRegularFile(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// Heap profile sampling is off unless REGISTRY_OPERATOR_MEMPROFILE asks
+// for a profile: the runtime's table of sampled stacks is resident memory
+// nothing reads.
+func TestHeapSamplingOffUnlessProfiled(t *testing.T) {
+	want := 0
+	if os.Getenv(envMemProfile) != "" {
+		want = 64 << 10
+	}
+	if runtime.MemProfileRate != want {
+		t.Fatalf("runtime.MemProfileRate = %d, want %d (%s=%q)", runtime.MemProfileRate, want, envMemProfile, os.Getenv(envMemProfile))
 	}
 }

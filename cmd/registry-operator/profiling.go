@@ -27,7 +27,12 @@ func init() {
 		// Finer than the 512 KiB default (one pass allocates only tens of
 		// MiB), and set before anything allocates, as runtime asks.
 		runtime.MemProfileRate = 64 << 10
+		return
 	}
+	// Nothing reads a heap profile otherwise, and sampling is not free: at
+	// the default rate the runtime's table of sampled stacks grows to about
+	// 1.4 MiB under `run` holding 1000 agents.
+	runtime.MemProfileRate = 0
 }
 
 type profiling struct {

@@ -3,6 +3,7 @@ package nodes
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -83,9 +84,9 @@ func dialAddr(node string, port int) string {
 // dial connects and logs in. Both the TCP connect and the SSH handshake are
 // bounded: x/crypto's ClientConfig.Timeout covers only the connect, and a
 // peer that accepts but never speaks would otherwise hang the pass forever.
-func dial(ctx context.Context, keys *hostKeys, cfg Config, node string, counter func(), closed func(*client)) (*client, error) {
+func dial(ctx context.Context, keys *hostKeys, signers *signerCache, cfg Config, node string, counter func(), closed func(*client)) (*client, error) {
 	addr := dialAddr(node, cfg.Port)
-	signer, err := loadSigner(cfg.PrivateKeyFile)
+	signer, err := signers.load(cfg.PrivateKeyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -129,15 +130,38 @@ func dial(ctx context.Context, keys *hostKeys, cfg Config, node string, counter 
 	return c, nil
 }
 
-func loadSigner(file string) (ssh.Signer, error) {
+// signerCache holds the signer parsed from the private key file's current
+// contents. Every dial reads the file, so a replaced key is used from the
+// next dial on; it is parsed again only when its bytes changed. A kept
+// connection holds its signer (x/crypto keeps the client config), and
+// crypto keeps a precomputed form of each private key object it signed
+// with: one signer for the fleet, not one per connection, is about 1 KB per
+// kept node.
+type signerCache struct {
+	mu     sync.Mutex
+	file   string
+	sum    [sha256.Size]byte // of the key file's bytes; the bytes are not kept
+	signer ssh.Signer
+}
+
+func (sc *signerCache) load(file string) (ssh.Signer, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("read SSH private key (nodes.ssh.privateKeyFile): %w", err)
 	}
+	sum := sha256.Sum256(b)
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.signer != nil && sc.file == file && sc.sum == sum {
+		clear(b)
+		return sc.signer, nil
+	}
 	s, err := ssh.ParsePrivateKey(b)
+	clear(b)
 	if err != nil {
 		return nil, fmt.Errorf("parse SSH private key %s (it must be unencrypted): %w", file, err)
 	}
+	sc.file, sc.sum, sc.signer = file, sum, s
 	return s, nil
 }
 

@@ -32,6 +32,7 @@ type Executor struct {
 	clock   clock.Clock
 	log     logr.Logger
 	keys    *hostKeys
+	signers signerCache
 
 	semMu sync.Mutex
 	sem   chan struct{}
@@ -195,7 +196,7 @@ func (e *Executor) connect(ctx context.Context, cfg Config, node string, ns *nod
 		return nil, err
 	}
 	defer release()
-	c, err := dial(ctx, e.keys, cfg, node, func() { e.metrics.SSHSessions.Inc() }, e.keepAlive.remove)
+	c, err := dial(ctx, e.keys, &e.signers, cfg, node, func() { e.metrics.SSHSessions.Inc() }, e.keepAlive.remove)
 	if err != nil {
 		var he *HostKeyError
 		if errors.As(err, &he) {

@@ -100,7 +100,7 @@ func dialPeer(t *testing.T, p *testPeer) (*client, *ssh.ServerConn) {
 	t.Helper()
 	k := &keepAlive{}
 	t.Cleanup(k.close)
-	c, err := dial(context.Background(), newHostKeys(), p.cfg, p.addr, func() {}, k.remove)
+	c, err := dial(context.Background(), newHostKeys(), &signerCache{}, p.cfg, p.addr, func() {}, k.remove)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,13 +32,20 @@ type Batch struct {
 // in the process, like readBufs.
 var callSlots = sync.Pool{New: func() any { return new([]call) }}
 
+// batches are released batches. A batch holds one request's slot inline
+// (most exchanges are one request), so each is a few hundred bytes; a
+// resync round makes a few per node.
+var batches = sync.Pool{New: func() any { return new(Batch) }}
+
 // maxPooledCalls bounds the slots kept for reuse: a larger batch's go to
 // the garbage collector.
 const maxPooledCalls = 64
 
-// NewBatch returns an empty batch on c.
+// NewBatch returns an empty batch on c. Release gives it back once its
+// answers have been read; a batch never released is collected as garbage.
 func (c *Client) NewBatch() *Batch {
-	b := &Batch{c: c}
+	b := batches.Get().(*Batch)
+	b.c = c
 	b.calls = b.one[:0]
 	return b
 }
@@ -57,17 +64,20 @@ func (b *Batch) Grow(n int) {
 	b.calls = slices.Grow(b.calls, n)
 }
 
-// Release gives the batch's request slots back for other batches. Neither
-// the batch nor its answers may be used afterwards.
+// Release gives the batch and its request slots back for other batches.
+// Neither the batch nor its answers may be used afterwards.
 func (b *Batch) Release() {
-	calls, slots := b.calls, b.slots
-	b.calls, b.slots = nil, nil
-	if slots == nil || cap(calls) > maxPooledCalls {
-		return
+	if calls, slots := b.calls, b.slots; slots != nil && cap(calls) <= maxPooledCalls {
+		clear(calls[:cap(calls)]) // answers and destinations belong to the caller
+		*slots = calls[:0]
+		callSlots.Put(slots)
 	}
-	clear(calls[:cap(calls)]) // answers and destinations belong to the caller
-	*slots = calls[:0]
-	callSlots.Put(slots)
+	if b.wbuf != nil { // never sent
+		*b.wbuf = b.e.b
+		putBuf(b.wbuf)
+	}
+	*b = Batch{}
+	batches.Put(b)
 }
 
 // Len is how many requests the batch holds.

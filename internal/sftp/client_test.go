@@ -3,6 +3,7 @@ package sftp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -346,5 +347,28 @@ func TestReadDirMany(t *testing.T) {
 	}
 	if n := c.Requests() - reqs; n < 5 {
 		t.Errorf("%d requests for 250 entries: want opendir, several readdirs, close", n)
+	}
+}
+
+// A quick check is one request; its batch comes from the pool, so a
+// steady-state pass of single requests leaves no batch behind per request.
+func TestSingleRequestsReuseBatches(t *testing.T) {
+	c := startServer(t, 0)
+	present := filepath.Join(t.TempDir(), "present")
+	if err := os.WriteFile(present, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var statErr error
+	allocs := testing.AllocsPerRun(200, func() {
+		if a, err := c.Stat(present); err != nil || a.Size != 1 {
+			statErr = fmt.Errorf("stat: %+v, %w", a, err)
+		}
+	})
+	if statErr != nil {
+		t.Fatal(statErr)
+	}
+	t.Logf("%.2f allocations per STAT", allocs)
+	if allocs >= 1 {
+		t.Errorf("%.2f allocations per STAT, want none: a batch per request again?", allocs)
 	}
 }

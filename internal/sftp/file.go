@@ -97,9 +97,6 @@ func (f *File) Read(p []byte) (int, error) {
 	b := f.c.NewBatch()
 	b.ReadAt(f, p, f.off)
 	cl, err := f.c.single(b)
-	if cl == nil {
-		return 0, err
-	}
 	f.off += int64(cl.n)
 	return cl.n, err
 }

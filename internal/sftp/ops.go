@@ -8,12 +8,16 @@ import (
 	"path"
 )
 
-// single runs a batch of one request and returns its call.
-func (c *Client) single(b *Batch) (*call, error) {
-	if err := c.Do(b); err != nil {
-		return nil, err
+// single runs a batch of one request, releases it and returns a copy of
+// its call; the zero call when the session failed.
+func (c *Client) single(b *Batch) (call, error) {
+	err := c.Do(b)
+	cl := b.calls[0]
+	b.Release()
+	if err != nil {
+		return call{}, err
 	}
-	return &b.calls[0], b.calls[0].err
+	return cl, cl.err
 }
 
 // pathOp sends one request that names a path and expects a status.

@@ -252,14 +252,17 @@ func (s *Sandbox) buildOperator(ctx context.Context) (string, error) {
 }
 
 // BuildOperator runs go build for cmd/registry-operator of the module the
-// working directory is in, writing the binary to out.
+// working directory is in, writing the binary to out. It builds as the
+// image does (deploy/Dockerfile: static, no cgo), so the tests run the
+// binary that ships.
 func BuildOperator(ctx context.Context, out string) (string, error) {
 	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/registry-operator")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, "./cmd/registry-operator")
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Run(); err != nil {
