@@ -129,8 +129,10 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log := logger(stderr, c.verbosity)
 	setMemoryLimit(log)
-	gc := memlimit.ConfigureGC(os.Getenv, memlimit.RunGCPercent)
-	log.Info("garbage collector", "source", gc.Source, "gogc", gc.Percent)
+	if !*once {
+		gc := memlimit.ConfigureGC(os.Getenv, memlimit.RunGCPercent)
+		log.Info("garbage collector", "source", gc.Source, "gogc", gc.Percent)
+	}
 	op, err := operator.New(operator.Options{ConfigPath: c.config, Listen: *listen, Once: *once,
 		Timeout: *timeout, Grace: *grace, Version: version, Log: log})
 	if err != nil {

@@ -5,8 +5,8 @@ import (
 	"strconv"
 )
 
-// RunGCPercent is the collector's GOGC for `run` (and `run --once`) when
-// the environment sets none.
+// RunGCPercent is the collector's GOGC for the long-running operator
+// (`run` without --once) when the environment sets none.
 //
 // What `run` keeps is mostly per agent and lives as long as the agent: an
 // SSH connection with its SFTP channel, caches, the state the status page
@@ -17,10 +17,12 @@ import (
 // marks every kept connection's buffers and scans its goroutine stacks
 // (tens of ms of CPU at 1000 agents); docs/architecture.md has the
 // measured RSS and CPU per GOGC. 50 keeps most of the saving with
-// collections to spare for the steady state's 1% of a core. `run --once`
-// uses it too: its peak is while its first pass holds connections to the
-// fleet, and at 100 one collection just before that peak let the heap
-// reach twice what the pass kept.
+// collections to spare for the steady state's 1% of a core.
+//
+// `run --once` keeps Go's default: it exits after one pass, and that pass
+// (every handshake's garbage) is where collections cost most. At 1000
+// agents one took 150-250 ms of CPU, mostly idle-time marking on cores the
+// agents' sshd needed, and GOGC 50 made the cold pass's CPU 10-20% higher.
 const RunGCPercent = 50
 
 // Where the collector's GOGC came from.
