@@ -22,7 +22,7 @@ import (
 // `run --once` keeps Go's default: it exits after one pass, and that pass
 // (every handshake's garbage) is where collections cost most. At 1000
 // agents one took 150-250 ms of CPU, mostly idle-time marking on cores the
-// agents' sshd needed, and GOGC 50 made the cold pass's CPU 10-20% higher.
+// agents' sshd needed, and GOGC 50 made the cold pass's CPU 15% higher.
 const RunGCPercent = 50
 
 // Where the collector's GOGC came from.
