@@ -20,11 +20,14 @@ help: ## Show the targets
 
 ##@ Build
 .PHONY: build
-build: ## Build bin/registry-operator, bin/marathon-sim, bin/testfleet and bin/sandbox
-	$(OPERATOR_BUILD) -ldflags "$(LDFLAGS)" -o $(BIN)/registry-operator ./cmd/registry-operator
+build: operator ## Build bin/registry-operator, bin/marathon-sim, bin/testfleet and bin/sandbox
 	go build -o $(BIN)/marathon-sim ./cmd/marathon-sim
 	go build -o $(BIN)/testfleet ./hack/cmd/testfleet
 	go build -o $(BIN)/sandbox ./hack/cmd/sandbox
+
+.PHONY: operator
+operator: ## Build bin/registry-operator alone (static, as the image builds it)
+	$(OPERATOR_BUILD) -ldflags "$(LDFLAGS)" -o $(BIN)/registry-operator ./cmd/registry-operator
 
 .PHONY: image
 image: ## Build the operator's container image (needs a Docker engine)

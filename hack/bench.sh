@@ -31,8 +31,8 @@ hack/install-deps.sh
 # The conntrack sysctl exists only with the module loaded.
 modprobe nf_conntrack 2>/dev/null || true
 
-# As the image and `make build` build it (static, no cgo).
-CGO_ENABLED=0 go build -trimpath -o bin/registry-operator ./cmd/registry-operator
+# Static, as the image builds it (the Makefile holds how).
+make --no-print-directory operator
 go build -o bin/bench ./hack/cmd/bench
 echo "bench: load before: $(cat /proc/loadavg)"
 exec bin/bench "$@"

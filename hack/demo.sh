@@ -28,8 +28,8 @@ hack/install-deps.sh
 # The conntrack sysctl exists once the nf_conntrack module is loaded.
 modprobe nf_conntrack 2>/dev/null || true
 echo "demo: building bin/registry-operator and bin/sandbox"
-# As the image and `make build` build it (static, no cgo).
-CGO_ENABLED=0 go build -trimpath -o bin/registry-operator ./cmd/registry-operator
+# Static, as the image builds it (the Makefile holds how).
+make --no-print-directory operator
 go build -o bin/sandbox ./hack/cmd/sandbox
 args=("$@")
 if [ -n "${DEMO_AUTH:-}" ] && [ "${DEMO_AUTH}" != 0 ]; then

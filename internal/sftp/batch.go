@@ -72,10 +72,7 @@ func (b *Batch) Release() {
 		*slots = calls[:0]
 		callSlots.Put(slots)
 	}
-	if b.wbuf != nil { // never sent
-		*b.wbuf = b.e.b
-		putBuf(b.wbuf)
-	}
+	b.putWbuf() // a batch never sent still holds its buffer
 	*b = Batch{}
 	batches.Put(b)
 }
@@ -128,10 +125,19 @@ func (c *Client) Do(b *Batch) error {
 		return nil
 	}
 	err := c.exchange(&b.e, b.calls)
+	b.putWbuf()
+	return err
+}
+
+// putWbuf gives the batch's write buffer (grown as requests were encoded)
+// back to the pool, if it holds one.
+func (b *Batch) putWbuf() {
+	if b.wbuf == nil {
+		return
+	}
 	*b.wbuf = b.e.b
 	putBuf(b.wbuf)
 	b.wbuf, b.e.b = nil, nil
-	return err
 }
 
 // Err is request i's failure, or nil.

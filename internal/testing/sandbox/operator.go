@@ -253,7 +253,7 @@ func (s *Sandbox) buildOperator(ctx context.Context) (string, error) {
 
 // BuildOperator runs go build for cmd/registry-operator of the module the
 // working directory is in, writing the binary to out. It builds as the
-// image does (deploy/Dockerfile: static, no cgo), so the tests run the
+// image and `make operator` do (static, no cgo), so the tests run the
 // binary that ships.
 func BuildOperator(ctx context.Context, out string) (string, error) {
 	root, err := ModuleRoot()
