@@ -18,25 +18,29 @@ const (
 	opDrift = "operator-drift"
 	// opColdSub: a cold pass over the first subsetNodes hosts of a fleet
 	// of 1000 or more (see subsetCold).
-	opColdSub  = "operator-cold-subset"
-	ansCold    = "ansible-cold"
-	ansWarm    = "ansible-warm"
-	sshSeq     = "ssh-seq"
-	sshXargs   = "ssh-xargs"
-	opPassWarm = "operator-warm-pass" // a pass inside `run`, connections kept
+	opColdSub = "operator-cold-subset"
+	ansCold   = "ansible-cold"
+	ansWarm   = "ansible-warm"
+	sshSeq    = "ssh-seq"
+	sshXargs  = "ssh-xargs"
+	// sshXargsSub: the xargs loop over the same hosts as opColdSub, so the
+	// growth from 100 to 1000 hosts can be told apart from the operator's.
+	sshXargsSub = "ssh-xargs-subset"
+	opPassWarm  = "operator-warm-pass" // a pass inside `run`, connections kept
 )
 
 // labels describe each contender in the report.
 var labels = map[string]string{
-	opCold:     "operator `run --once`, cold (nothing on the nodes)",
-	opWarm:     "operator `run --once`, warm (all in sync; connects to every node)",
-	opDrift:    "operator `run --once`, 10% of nodes drifted",
-	opColdSub:  "operator `run --once`, cold, 100 nodes of the 1000-node fleet",
-	opPassWarm: "operator pass inside `run`, all in sync (persistent SSH/SFTP)",
-	ansCold:    "Ansible playbook, cold",
-	ansWarm:    "Ansible playbook, nothing to change",
-	sshSeq:     "seed: one `ssh` per node, sequential",
-	sshXargs:   "seed: one `ssh` per node, `xargs -P 32`",
+	opCold:      "operator `run --once`, cold (nothing on the nodes)",
+	opWarm:      "operator `run --once`, warm (all in sync; connects to every node)",
+	opDrift:     "operator `run --once`, 10% of nodes drifted",
+	opColdSub:   "operator `run --once`, cold, 100 nodes of the 1000-node fleet",
+	opPassWarm:  "operator pass inside `run`, all in sync (persistent SSH/SFTP)",
+	ansCold:     "Ansible playbook, cold",
+	ansWarm:     "Ansible playbook, nothing to change",
+	sshSeq:      "seed: one `ssh` per node, sequential",
+	sshXargs:    "seed: one `ssh` per node, `xargs -P 32`",
+	sshXargsSub: "seed: one `ssh` per node, `xargs -P 32`, 100 nodes of the 1000-node fleet",
 }
 
 // setup is one fleet size's working files.
@@ -179,23 +183,31 @@ func (s *setup) writeSeed() (string, error) {
 	remote := fmt.Sprintf("mkdir -p %s && cat > %s && echo %s=1 > %s && echo nf_conntrack > %s && sysctl -q -w %s=1",
 		filepath.Dir(caPath), caPath, sysctlKey, persistFile, modulesLoadFile, sysctlKey)
 	script := fmt.Sprintf(`#!/bin/sh
-# The seed's approach: one ssh per node. Usage: seed.sh seq | xargs | one HOST
+# The seed's approach: one ssh per node. Usage: seed.sh seq | xargs [HOSTFILE] | one HOST
 set -eu
 hosts=%s
 case "$1" in
 one) exec ssh -i %s -o IdentitiesOnly=yes -o GSSAPIAuthentication=no -o StrictHostKeyChecking=yes \
 	-o UserKnownHostsFile=%s -o BatchMode=yes root@"$2" "%s" < %s ;;
 seq) for h in $(cat "$hosts"); do "$0" one "$h"; done ;;
-xargs) xargs -P 32 -n 1 "$0" one < "$hosts" ;;
-*) echo "usage: $0 seq|xargs|one HOST" >&2; exit 2 ;;
+xargs) xargs -P 32 -n 1 "$0" one < "${2:-$hosts}" ;;
+*) echo "usage: $0 seq|xargs [HOSTFILE]|one HOST" >&2; exit 2 ;;
 esac
 `, filepath.Join(s.dir, "hosts.txt"), s.fleet.PrivateKeyPath, s.fleet.KnownHostsPath, remote, s.caFile)
 	if _, err := writeFile(s.dir, "hosts.txt", []byte(strings.Join(s.addrs(), "\n")+"\n"), 0o644); err != nil {
 		return "", err
 	}
+	if len(s.hosts) >= 10*subsetNodes {
+		if _, err := writeFile(s.dir, subsetHostsFile, []byte(strings.Join(s.addrs()[:subsetNodes], "\n")+"\n"), 0o644); err != nil {
+			return "", err
+		}
+	}
 	return writeFile(s.dir, "seed.sh", []byte(script), 0o755)
 }
 
-func (s *setup) seedCmd(ctx context.Context, script, mode string) *exec.Cmd {
-	return exec.CommandContext(ctx, script, mode)
+// subsetHostsFile lists the hosts of the subset passes (subsetCold).
+const subsetHostsFile = "hosts-subset.txt"
+
+func (s *setup) seedCmd(ctx context.Context, script string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, script, args...)
 }

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +38,9 @@ type config struct {
 	only        []string
 	remeasure   bool
 	render      bool
+	// memLimits are GOMEMLIMIT values under which the steady state is
+	// measured again (BENCH_MEMLIMITS).
+	memLimits []string
 	// The machine is shared: measuring while other work runs inflates
 	// every contender's CPU and wall time, the fleet's sshd most.
 	quietLoad float64
@@ -80,7 +84,7 @@ func envBool(name string, def bool) bool {
 
 func parseConfig() (*config, error) {
 	c := &config{}
-	var steady, interval, only string
+	var steady, interval, only, memLimits string
 	slow, awarm := -1, ""
 	flag.IntVar(&c.nodes, "nodes", envInt("BENCH_NODES", 100), "fleet size of the full comparison (env BENCH_NODES)")
 	flag.BoolVar(&c.scale, "scale", envBool("BENCH_SCALE", false), "also measure N = 10, 100, 1000 for the scaling table (env BENCH_SCALE)")
@@ -90,6 +94,7 @@ func parseConfig() (*config, error) {
 	flag.StringVar(&awarm, "ansible-warm", envStr("BENCH_ANSIBLE_WARM", "auto"), "measure Ansible with nothing to change: true, false, auto (up to 100 nodes) (env BENCH_ANSIBLE_WARM)")
 	flag.StringVar(&steady, "steady", envStr("BENCH_STEADY", "3m"), "steady-state window under `run` (env BENCH_STEADY)")
 	flag.StringVar(&interval, "interval", envStr("BENCH_INTERVAL", "30s"), "reconcile.interval of the steady state (env BENCH_INTERVAL)")
+	flag.StringVar(&memLimits, "mem-limits", envStr("BENCH_MEMLIMITS", "auto"), "GOMEMLIMIT values to measure the steady state under again, comma-separated; auto: "+defaultMemLimits+" at 1000 nodes, none below; none: none (env BENCH_MEMLIMITS)")
 	flag.StringVar(&c.out, "out", envStr("BENCH_OUT", "docs"), "where benchmarks.md, benchmarks.json and benchmarks/ go (env BENCH_OUT)")
 	flag.StringVar(&c.work, "work", envStr("BENCH_WORK", "/tmp/registry-operator-bench"), "working directory (env BENCH_WORK)")
 	flag.StringVar(&c.operator, "operator", envStr("BENCH_OPERATOR", "bin/registry-operator"), "operator binary (env BENCH_OPERATOR)")
@@ -126,6 +131,9 @@ func parseConfig() (*config, error) {
 		if c.ansibleWarm, err = strconv.ParseBool(awarm); err != nil {
 			return nil, fmt.Errorf("BENCH_ANSIBLE_WARM=%q: want true, false or auto", awarm)
 		}
+	}
+	if c.memLimits, err = parseMemLimits(memLimits, c.nodes); err != nil {
+		return nil, err
 	}
 	for _, o := range strings.Split(only, ",") {
 		o = strings.TrimSpace(o)
@@ -239,4 +247,32 @@ func run(ctx context.Context, c *config) error {
 	}
 	logf("wrote %s and %s", filepath.Join(c.out, "benchmarks.md"), filepath.Join(c.out, "benchmarks.json"))
 	return nil
+}
+
+// defaultMemLimits: at 1000 agents, one limit below what `run` keeps live
+// (the collector then runs all the time) and one with a little room.
+const defaultMemLimits = "48MiB,56MiB"
+
+var memLimitRE = regexp.MustCompile(`^[1-9][0-9]*(B|KiB|MiB|GiB)?$`)
+
+// parseMemLimits reads BENCH_MEMLIMITS.
+func parseMemLimits(v string, nodes int) ([]string, error) {
+	switch v {
+	case "none", "":
+		return nil, nil
+	case "auto":
+		if nodes < 1000 {
+			return nil, nil
+		}
+		v = defaultMemLimits
+	}
+	var out []string
+	for _, l := range strings.Split(v, ",") {
+		l = strings.TrimSpace(l)
+		if !memLimitRE.MatchString(l) {
+			return nil, fmt.Errorf("BENCH_MEMLIMITS: %q is not a GOMEMLIMIT value (want e.g. 48MiB; none or auto)", l)
+		}
+		out = append(out, l)
+	}
+	return out, nil
 }

@@ -156,6 +156,8 @@ func fullRun(b *strings.Builder, r *Run) {
 		switch name {
 		case ansWarm:
 			ref = opPassWarm
+		case sshXargsSub:
+			ref = opColdSub
 		case opWarm, opDrift, opColdSub, opPassWarm:
 			ref = ""
 		}
@@ -171,7 +173,7 @@ func fullRun(b *strings.Builder, r *Run) {
 		p("| %s | %d | %s / %s / %s | %s | %s | %s | %s | %s | %s | %s |\n", label(name)+carriedMark(r, name), s.N,
 			fmtS(s.WallMinS), fmtS(s.WallMedS), fmtS(s.WallMaxS), cpu, fleet, total, rss, tree, mach, ratio)
 	}
-	p("\n× operator: the contender's median wall time over the operator's cold `run --once` (Ansible with nothing to change: over the operator's warm pass inside `run`).\n\n")
+	p("\n× operator: the contender's median wall time over the operator's cold `run --once` (Ansible with nothing to change: over the operator's warm pass inside `run`; the loop over 100 nodes of the 1000-node fleet: over the operator's cold pass over the same nodes).\n\n")
 
 	if op, ok := r.Summary[opCold]; ok {
 		p("Operator against each contender (ratios of medians: wall time; CPU of the process tree; total CPU, the contender's plus the fleet's):\n\n")
@@ -211,6 +213,20 @@ func fullRun(b *strings.Builder, r *Run) {
 			st.CPUSPerH, st.CorePct, fmtMiB(st.RSSKiB), fmtMiB(st.PeakRSSKiB), fmtS(st.FirstPassS), fmtS(median(st.PassWallS)),
 			fmtS(st.FleetCPUS))
 		p("A pass's wall time is read from `/api/status` once per interval (as a monitor would): from the start of the pass's discovery reconcile to the last node check. Load average when the window began: %.2f.\n\n", st.Load1)
+	}
+	if len(r.MemLimited) > 0 && r.Steady != nil {
+		p("### Memory against the collector's CPU (%d agents in sync)\n\n", r.Steady.Nodes)
+		p("The same steady state again with Go's soft memory limit (`GOMEMLIMIT`), which makes the collector run whenever what Go holds (heap, goroutine stacks, its own metadata; not the binary's file pages) reaches it. A limit below what `run` keeps live makes it collect back to back, so that row's peak is what the process holds with almost no garbage: the floor of `run` at this size.\n\n")
+		p("| GOMEMLIMIT | share of one core | collections | peak RSS | RSS (end) | file pages | heap in use | goroutine stacks |\n|---|---|---|---|---|---|---|---|\n")
+		for _, st := range append([]*Steady{r.Steady}, r.MemLimited...) {
+			lim := st.MemLimit
+			if lim == "" {
+				lim = fmt.Sprintf("none (GOGC %.0f)", st.GOGC)
+			}
+			p("| %s | %.3f%% | %.0f in %s | %s | %s | %s | %s | %s |\n", lim, st.CorePct, st.GCs, fmtS(st.WindowS),
+				fmtMiB(st.PeakRSSKiB), fmtMiB(st.RSSKiB), fmtMiB(st.RSSFileKiB), fmtMiB(int64(st.HeapInuseB/1024)), fmtMiB(int64(st.StackInuseB/1024)))
+		}
+		p("\n")
 	}
 	if len(r.Profiles) > 0 {
 		p("### Profiles (%d agents)\n\n", r.Nodes)

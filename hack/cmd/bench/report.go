@@ -11,7 +11,7 @@ import (
 )
 
 // order is how contenders appear in tables and the plot.
-var order = []string{opCold, opWarm, opDrift, opColdSub, opPassWarm, ansCold, ansWarm, sshSeq, sshXargs}
+var order = []string{opCold, opWarm, opDrift, opColdSub, opPassWarm, ansCold, ansWarm, sshSeq, sshXargs, sshXargsSub}
 
 func fmtS(s float64) string {
 	switch {
@@ -190,6 +190,13 @@ func targets(res *Results) []target {
 			ts[len(ts)-1].detail += fmt.Sprintf("; on the 1000-node fleet itself, a cold pass over %d of its nodes took %s, and the pass over all 1000 %.1f× that: per node the operator's own CPU went from %s to %s and the fleet's sshd and sftp-server from %s to %s (each connection asks the same of its sshd; what differs is the machine running 1000 hosts' sshd in turn on its two cores instead of 100)",
 				subsetNodes, fmtS(cs.WallMedS), c1000.WallMedS/cs.WallMedS,
 				fmtS(cs.CPUMedS/n), fmtS(c1000.CPUMedS/1000), fmtS(cs.FleetCPUMedS/n), fmtS(c1000.FleetCPUMedS/1000))
+			// The loop that asks the least of each host, over the same
+			// hosts: its growth is what the machine adds, whoever drives it.
+			if xs, ok := res.summary(1000, sshXargsSub); ok && xs.WallMedS > 0 && okx2 {
+				ts[len(ts)-1].detail += fmt.Sprintf("; the `xargs -P 32` loop over the same %d nodes took %s, and over all 1000 %.1f× that (machine CPU per node %s → %s, of which the fleet's %s → %s)",
+					subsetNodes, fmtS(xs.WallMedS), x1000.WallMedS/xs.WallMedS,
+					fmtS(xs.MachineCPUMedS/n), fmtS(x1000.MachineCPUMedS/1000), fmtS(xs.FleetCPUMedS/n), fmtS(x1000.FleetCPUMedS/1000))
+			}
 		}
 		// Both passes saturate the two cores, so the wall time follows the
 		// machine CPU per node: say whose it is at each size.
@@ -225,6 +232,13 @@ func targets(res *Results) []target {
 			if st := r.Steady; st.HeapInuseB > 0 {
 				ts[len(ts)-1].detail += fmt.Sprintf(", %s goroutine stacks (%.0f goroutines: x/crypto's three per kept connection, each parked with a 4 KiB stack) and %s of heap in use (GOGC %.0f; %.0f collections in the %.0f s window)",
 					fmtMiB(int64(st.StackInuseB/1024)), st.Goroutines, fmtMiB(int64(st.HeapInuseB/1024)), st.GOGC, st.GCs, st.WindowS)
+			}
+		}
+		if peak > 64*1024 && r.Steady != nil {
+			// The limited runs show what holding the peak down costs.
+			for _, st := range r.MemLimited {
+				ts[len(ts)-1].detail += fmt.Sprintf("; with GOMEMLIMIT=%s `run` peaked at %s and took %.2f%% of a core (%.0f collections in %s)",
+					st.MemLimit, fmtMiB(st.PeakRSSKiB), st.CorePct, st.GCs, fmtS(st.WindowS))
 			}
 		}
 		if w, ok := r.Summary[opWarm]; peak > 64*1024 && ok && w.CPUMedS > 0 && r.Steady != nil && r.Steady.IntervalS > 0 {

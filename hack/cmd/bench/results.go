@@ -35,7 +35,11 @@ type Run struct {
 	Samples      map[string][]Sample `json:"samples"`
 	Summary      map[string]Summary  `json:"summary"`
 	Steady       *Steady             `json:"steady,omitempty"`
-	Profiles     []Profile           `json:"profiles,omitempty"`
+	// MemLimited is the same steady state again under each of the
+	// BENCH_MEMLIMITS soft memory limits: what holding RSS down costs the
+	// collector.
+	MemLimited []*Steady `json:"memLimited,omitempty"`
+	Profiles   []Profile `json:"profiles,omitempty"`
 	// RunHotspots are the operator's own functions with the most
 	// cumulative CPU under `run` with every node in sync.
 	RunHotspots []string `json:"runHotspots,omitempty"`
@@ -74,7 +78,7 @@ func (r *Run) carryFrom(prev *Run) {
 
 // carriable are the contenders whose cost does not depend on the
 // operator's code; the operator's own passes are never carried.
-var carriable = map[string]bool{ansCold: true, ansWarm: true, sshSeq: true, sshXargs: true}
+var carriable = map[string]bool{ansCold: true, ansWarm: true, sshSeq: true, sshXargs: true, sshXargsSub: true}
 
 // Machine describes where a run was measured.
 type Machine struct {

@@ -108,7 +108,16 @@ func (b *bench) measureSize(ctx context.Context, n int, full bool) (*Run, error)
 			}})
 		case "ssh-xargs":
 			groups = append(groups, group{name, reps, func(ctx context.Context, r *Run) error {
-				return b.timed(ctx, s, r, sshXargs, s.seedCmd(ctx, seed, "xargs"))
+				if err := b.timed(ctx, s, r, sshXargs, s.seedCmd(ctx, seed, "xargs")); err != nil || !full || len(s.hosts) < 10*subsetNodes {
+					return err
+				}
+				// The same 100 hosts as the operator's subset pass.
+				sub := *s
+				sub.hosts = s.hosts[:subsetNodes]
+				if err := reset(ctx, sub.hosts); err != nil {
+					return err
+				}
+				return b.timed(ctx, &sub, r, sshXargsSub, s.seedCmd(ctx, seed, "xargs", filepath.Join(s.dir, subsetHostsFile)))
 			}})
 		}
 	}
@@ -138,11 +147,19 @@ func (b *bench) measureSize(ctx context.Context, n int, full bool) (*Run, error)
 			return nil, err
 		}
 		logf("N=%d: steady state under run, %s window, interval %s", n, b.c.steady, b.c.interval)
-		st, err := steady(ctx, s, b.c.interval, b.c.steady, logf)
+		st, err := steady(ctx, s, b.c.interval, b.c.steady, "", logf)
 		if err != nil {
 			return nil, err
 		}
 		r.Steady = st
+		for _, l := range b.c.memLimits {
+			logf("N=%d: steady state under run with GOMEMLIMIT=%s", n, l)
+			st, err := steady(ctx, s, b.c.interval, b.c.steady, l, logf)
+			if err != nil {
+				return nil, err
+			}
+			r.MemLimited = append(r.MemLimited, st)
+		}
 		if err := b.runProfile(ctx, s, r); err != nil {
 			return nil, err
 		}

@@ -49,6 +49,9 @@ type Steady struct {
 	Goroutines  float64 `json:"goroutines,omitempty"`
 	GOGC        float64 `json:"gogc,omitempty"`
 	GCs         float64 `json:"gcs,omitempty"`
+	// MemLimit is the GOMEMLIMIT the operator ran with; empty: none (the
+	// operator's own default).
+	MemLimit string `json:"memLimit,omitempty"`
 }
 
 type apiStatus struct {
@@ -157,14 +160,18 @@ func freePort() (int, error) {
 
 // steady runs the operator under `run` on hosts already in sync and
 // measures its cost over window, reading /api/status once per interval
-// (as a monitor would) to time each pass.
-func steady(ctx context.Context, s *setup, interval, window time.Duration, logf func(string, ...any)) (*Steady, error) {
+// (as a monitor would) to time each pass. A memLimit other than "" runs it
+// with that GOMEMLIMIT.
+func steady(ctx context.Context, s *setup, interval, window time.Duration, memLimit string, logf func(string, ...any)) (*Steady, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	logPath := filepath.Join(s.dir, "steady.log")
+	if memLimit != "" {
+		logPath = filepath.Join(s.dir, "steady-"+memLimit+".log")
+	}
 	lf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -172,6 +179,9 @@ func steady(ctx context.Context, s *setup, interval, window time.Duration, logf 
 	defer lf.Close()
 	cmd := exec.Command(s.operator, "run", "--config", s.spec, "--listen", fmt.Sprintf("127.0.0.1:%d", port))
 	cmd.Stdout, cmd.Stderr = lf, lf
+	if memLimit != "" {
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+memLimit)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -188,7 +198,7 @@ func steady(ctx context.Context, s *setup, interval, window time.Duration, logf 
 	}()
 	pid := cmd.Process.Pid
 	started := time.Now()
-	st := &Steady{Nodes: len(s.hosts), IntervalS: interval.Seconds()}
+	st := &Steady{Nodes: len(s.hosts), IntervalS: interval.Seconds(), MemLimit: memLimit}
 
 	// The first pass dials every node.
 	deadline := time.Now().Add(10 * time.Minute)
