@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -191,7 +190,7 @@ func nodeInSync(n *state.Node, active []string) bool {
 // o.changes. Contents are compared as bytes; hashes are computed only to
 // name a change.
 func syncFile(ctx context.Context, c nodes.Conn, path string, want []byte, perm fs.FileMode, o *outcome) error {
-	have, mode, err := c.ReadFile(ctx, path)
+	same, mode, err := nodes.FileMatches(ctx, c, path, want)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		o.changes = append(o.changes, fmt.Sprintf("create %s (sha256 %s, mode %s)", path, short(state.Hash(want)), octal(perm)))
@@ -199,7 +198,14 @@ func syncFile(ctx context.Context, c nodes.Conn, path string, want []byte, perm 
 	case err != nil:
 		return err
 	}
-	if !bytes.Equal(have, want) {
+	if !same {
+		// Read again only to name what is there: a file about to be
+		// replaced, so rarely.
+		// (Gone meanwhile, fs.ErrNotExist: the write creates it.)
+		have, _, err := c.ReadFile(ctx, path)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 		o.changes = append(o.changes, fmt.Sprintf("update %s: sha256 %s -> %s", path, short(state.Hash(have)), short(state.Hash(want))))
 		return c.WriteFile(ctx, path, want, perm)
 	}

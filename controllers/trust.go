@@ -80,13 +80,13 @@ func (t *Trust) Reconcile(ctx context.Context, key string) (manager.Result, erro
 		// No CA exists in this mode; the registry is trusted by name.
 		return t.insecurePass(ctx, key, spec)
 	}
-	pki := t.Store.PKI()
-	if len(pki.Bundle) == 0 {
+	bundle := t.Store.Bundle()
+	if len(bundle) == 0 {
 		// Nothing to distribute yet; the PKI topic triggers the next pass.
 		return t.record(key, spec, "waiting for the certificate reconciler to publish a CA bundle")
 	}
 	needCAs := slices.Contains(spec.Trust.Runtimes, v1alpha1.RuntimeUCR) || spec.Trust.SystemStore
-	w, err := t.wants.get(spec, pki.Bundle, needCAs)
+	w, err := t.wants.get(spec, bundle, needCAs)
 	if err != nil {
 		return manager.Result{}, err
 	}

@@ -148,19 +148,21 @@ func Static(entries []string) []Agent {
 // Merge combines agent lists; the first occurrence of an address wins, so a
 // static entry never duplicates an agent Mesos already reports.
 func Merge(lists ...[]Agent) []Agent {
-	seen := map[string]bool{}
-	var out []Agent
+	n := 0
 	for _, l := range lists {
-		for _, a := range l {
-			if seen[a.Address] {
-				continue
-			}
-			seen[a.Address] = true
-			out = append(out, a)
-		}
+		n += len(l)
 	}
-	slices.SortFunc(out, func(a, b Agent) int { return strings.Compare(a.Address, b.Address) })
-	return out
+	if n == 0 {
+		return nil
+	}
+	// Sorted, then the first of each address kept (a stable sort leaves
+	// equal addresses in list order): no set of every address, each round.
+	out := make([]Agent, 0, n)
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	slices.SortStableFunc(out, func(a, b Agent) int { return strings.Compare(a.Address, b.Address) })
+	return slices.CompactFunc(out, func(a, b Agent) bool { return a.Address == b.Address })
 }
 
 func snippet(b []byte) string {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -82,5 +83,20 @@ func TestStaticAndMerge(t *testing.T) {
 	}
 	if a := dialAddr("[::1]:2222", 22); a != "[::1]:2222" {
 		t.Errorf("dialAddr = %q", a)
+	}
+}
+
+// Merge sorts by address and keeps the first list's entry for an address
+// that several lists (or one list twice) carry.
+func TestMergeFirstOccurrenceWins(t *testing.T) {
+	mesos := []Agent{{Address: "198.18.0.3", Hostname: "c", Source: "mesos"}, {Address: "198.18.0.1", Hostname: "a", Source: "mesos"}}
+	static := []Agent{{Address: "198.18.0.2", Source: "static"}, {Address: "198.18.0.1", Source: "static"}, {Address: "198.18.0.2", Source: "static"}}
+	got := Merge(mesos, static)
+	want := []Agent{{Address: "198.18.0.1", Hostname: "a", Source: "mesos"}, {Address: "198.18.0.2", Source: "static"}, {Address: "198.18.0.3", Hostname: "c", Source: "mesos"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("Merge = %v, want %v", got, want)
+	}
+	if got := Merge(nil, []Agent{}); got != nil {
+		t.Errorf("Merge of nothing = %#v, want nil", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -719,3 +720,70 @@ func TestConcurrencyBoundsDialsOnly(t *testing.T) {
 		must(t, <-first)
 	})
 }
+
+// FileMatches answers what ReadFile and a comparison would, from the cache
+// when the file is unchanged, through a recording connection too, and for
+// connections without the method by reading; ReadFile's bytes stay the
+// caller's own after it.
+func TestFileMatches(t *testing.T) {
+	d := startSSHD(t, sshdOptions{})
+	e, _, _ := newExecutor(t)
+	cfg := d.config("root", false)
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "ca.crt")
+	must(t, os.WriteFile(p, []byte("AAAA\n"), 0o640))
+	type result struct {
+		same bool
+		mode fs.FileMode
+		err  error
+	}
+	check := func(wrap func(Conn) Conn, want string) result {
+		t.Helper()
+		var r result
+		must(t, e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) error {
+			r.same, r.mode, r.err = FileMatches(ctx, wrap(c), p, []byte(want))
+			return nil
+		}))
+		return r
+	}
+	plain := func(c Conn) Conn { return c }
+	recording := func(c Conn) Conn { return Recording(c) }
+	readOnly := func(c Conn) Conn { return readFileOnly{c} }
+	for _, w := range []struct {
+		name string
+		wrap func(Conn) Conn
+	}{{"sftp", plain}, {"recording", recording}, {"reading", readOnly}} {
+		// Twice each: the first may read in full, the second is answered
+		// from the cache.
+		for range 2 {
+			if r := check(w.wrap, "AAAA\n"); !r.same || r.mode != 0o640 || r.err != nil {
+				t.Errorf("%s: same content: %+v", w.name, r)
+			}
+			if r := check(w.wrap, "AAAB\n"); r.same || r.mode != 0o640 || r.err != nil {
+				t.Errorf("%s: other content: %+v", w.name, r)
+			}
+			if r := check(w.wrap, "AAAA"); r.same || r.err != nil {
+				t.Errorf("%s: a prefix: %+v", w.name, r)
+			}
+		}
+	}
+	// A caller changing ReadFile's bytes does not change what the cache
+	// compares.
+	must(t, e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) error {
+		b, _, err := c.ReadFile(ctx, p)
+		if err == nil {
+			b[0] = 'X'
+		}
+		return err
+	}))
+	if r := check(plain, "AAAA\n"); !r.same {
+		t.Errorf("after a caller changed ReadFile's bytes: %+v", r)
+	}
+	must(t, os.Remove(p))
+	if r := check(plain, "AAAA\n"); !errors.Is(r.err, fs.ErrNotExist) || r.same {
+		t.Errorf("absent file: %+v", r)
+	}
+}
+
+// readFileOnly hides every method but Conn's: FileMatches reads.
+type readFileOnly struct{ Conn }

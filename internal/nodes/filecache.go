@@ -51,6 +51,18 @@ type cachedFile struct {
 	read  int64 // unix nanoseconds
 }
 
+// fileStamp is what the cache compares of a fresh stat: a value, not an
+// fs.FileInfo, which would cost an allocation per check.
+type fileStamp struct {
+	size  int64
+	mtime int64 // unix nanoseconds
+	mode  fs.FileMode
+}
+
+func stampOf(a *sftp.Attrs) fileStamp {
+	return fileStamp{size: int64(a.Size), mtime: a.ModTime().UnixNano(), mode: a.Mode()}
+}
+
 func fresh(read int64, now time.Time) bool { return now.Sub(time.Unix(0, read)) < fullReadEvery }
 
 func (c *fileCache) file(p string) int {
@@ -62,25 +74,28 @@ func (c *fileCache) dir(p string) int {
 }
 
 // get returns the cached content of p when st (a fresh stat of p) matches
-// what p was when read, and that read is recent enough.
-func (c *fileCache) get(p string, st fs.FileInfo, now time.Time) ([]byte, fs.FileMode, bool) {
+// what p was when read, and that read is recent enough. The content is the
+// interned string itself, shared by every connection that holds it: a
+// caller that needs bytes of its own copies it (ReadFile), one that only
+// compares does not (fileMatches).
+func (c *fileCache) get(p string, st fileStamp, now time.Time) (string, fs.FileMode, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i := c.file(p)
 	if i < 0 {
-		return nil, 0, false
+		return "", 0, false
 	}
 	e := &c.files[i]
-	if e.size != st.Size() || e.mtime != st.ModTime().UnixNano() || e.mode != st.Mode() || !fresh(e.read, now) {
-		return nil, 0, false
+	if e.size != st.size || e.mtime != st.mtime || e.mode != st.mode || !fresh(e.read, now) {
+		return "", 0, false
 	}
-	return []byte(e.data.Value()), e.perm, true
+	return e.data.Value(), e.perm, true
 }
 
-func (c *fileCache) put(p string, st fs.FileInfo, perm fs.FileMode, data []byte, now time.Time) {
+func (c *fileCache) put(p string, st fileStamp, perm fs.FileMode, data []byte, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := cachedFile{path: p, size: st.Size(), mtime: st.ModTime().UnixNano(), mode: st.Mode(), perm: perm,
+	e := cachedFile{path: p, size: st.size, mtime: st.mtime, mode: st.mode, perm: perm,
 		data: unique.Make(string(data)), read: now.UnixNano()}
 	if i := c.file(p); i >= 0 {
 		c.files[i] = e
@@ -110,7 +125,7 @@ func isDirOf(d, p string) bool {
 	}
 }
 
-func (c *fileCache) getDir(p string, st fs.FileInfo, now time.Time) ([]FileInfo, bool) {
+func (c *fileCache) getDir(p string, st fileStamp, now time.Time) ([]FileInfo, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i := c.dir(p)
@@ -118,16 +133,16 @@ func (c *fileCache) getDir(p string, st fs.FileInfo, now time.Time) ([]FileInfo,
 		return nil, false
 	}
 	e := &c.dirs[i]
-	if e.mtime != st.ModTime().UnixNano() || e.mode != st.Mode() || !fresh(e.read, now) {
+	if e.mtime != st.mtime || e.mode != st.mode || !fresh(e.read, now) {
 		return nil, false
 	}
 	return slices.Clone(e.ents), true
 }
 
-func (c *fileCache) putDir(p string, st fs.FileInfo, ents []FileInfo, now time.Time) {
+func (c *fileCache) putDir(p string, st fileStamp, ents []FileInfo, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := cachedDir{path: p, mtime: st.ModTime().UnixNano(), mode: st.Mode(), ents: slices.Clone(ents), read: now.UnixNano()}
+	e := cachedDir{path: p, mtime: st.mtime, mode: st.mode, ents: slices.Clone(ents), read: now.UnixNano()}
 	if i := c.dir(p); i >= 0 {
 		c.dirs[i] = e
 		return

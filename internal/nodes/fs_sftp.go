@@ -115,24 +115,52 @@ func (s *sftpConn) translate(err error) error {
 // at once; /proc files (size 0) are always read.
 func (s *sftpConn) ReadFile(ctx context.Context, p string) (data []byte, mode fs.FileMode, err error) {
 	err = s.op(ctx, "read", p, func() error {
-		if strings.HasPrefix(p, procSys) {
-			data, mode, err = s.readProcSys(p)
-			return err
+		var cached string
+		var hit bool
+		cached, hit, data, mode, err = s.read(p)
+		if hit {
+			data = []byte(cached) // the caller's own: the cache's is shared
 		}
-		st, err := s.quickStat(checkStat, p)
-		if err != nil {
-			return err
-		}
-		if st.Mode().IsRegular() && st.Size > 0 {
-			if d, m, ok := s.cache.get(p, st.FileInfo(""), s.now()); ok {
-				data, mode = d, m
-				return nil
-			}
-		}
-		data, mode, err = s.readFull(p)
 		return err
 	})
 	return data, mode, err
+}
+
+// fileMatches implements FileMatches: ReadFile's requests, compared with
+// want where the content is, so a file answered from the cache is not
+// copied out of it (every placed file, on every node and round).
+func (s *sftpConn) fileMatches(ctx context.Context, p string, want []byte) (same bool, mode fs.FileMode, err error) {
+	err = s.op(ctx, "read", p, func() error {
+		cached, hit, data, m, err := s.read(p)
+		if hit {
+			same = cached == string(want)
+		} else {
+			same = bytes.Equal(data, want)
+		}
+		mode = m
+		return err
+	})
+	return same, mode, err
+}
+
+// read is ReadFile's requests. A cache hit comes back as the cache's
+// string (hit), anything else as the bytes read.
+func (s *sftpConn) read(p string) (cached string, hit bool, data []byte, mode fs.FileMode, err error) {
+	if strings.HasPrefix(p, procSys) {
+		data, mode, err = s.readProcSys(p)
+		return "", false, data, mode, err
+	}
+	st, err := s.quickStat(checkStat, p)
+	if err != nil {
+		return "", false, nil, 0, err
+	}
+	if st.Mode().IsRegular() && st.Size > 0 {
+		if c, m, ok := s.cache.get(p, stampOf(&st), s.now()); ok {
+			return c, true, nil, m, nil
+		}
+	}
+	data, mode, err = s.readFull(p)
+	return "", false, data, mode, err
 }
 
 // procSys files hold one line, regenerated on every read at offset 0.
@@ -202,7 +230,7 @@ func (s *sftpConn) readFull(p string) ([]byte, fs.FileMode, error) {
 		}
 		data = data[:n]
 		if n == int(size) {
-			s.cache.put(p, st.FileInfo(""), mode, data, s.now())
+			s.cache.put(p, stampOf(&st), mode, data, s.now())
 		}
 		return data, mode, nil
 	}
@@ -235,7 +263,7 @@ func (s *sftpConn) ReadDir(ctx context.Context, dir string) (out []FileInfo, err
 		if err != nil {
 			return err
 		}
-		fst := st.FileInfo("")
+		fst := stampOf(&st)
 		if ents, ok := s.cache.getDir(dir, fst, s.now()); ok {
 			out = ents
 			return nil

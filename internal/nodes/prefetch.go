@@ -3,6 +3,8 @@ package nodes
 import (
 	"context"
 	"errors"
+	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,9 +122,15 @@ func (p *passShapes) put(first check, seq []check) {
 // answers. Its methods are safe on a nil receiver (no pass: every check
 // goes out alone).
 type passChecks struct {
-	watch   opWatch
-	mu      sync.Mutex
-	seq     []check // the checks the pass made, in order
+	watch opWatch
+	mu    sync.Mutex
+	// The checks the pass made, in order: the first n of shape (the last
+	// pass's sequence, which is never changed once remembered) while the
+	// pass repeats it, as in every steady round; seq, a copy, from the
+	// first check that differs.
+	shape   []check
+	n       int
+	seq     []check
 	ended   bool
 	answers []prefetched
 	gen     uint64 // the connection's changes when the answers were asked
@@ -148,10 +156,30 @@ func (s *sftpConn) endPass() {
 	p := s.pass
 	p.watch.stop()
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.ended, p.answers = true, nil
-	if len(p.seq) > 0 {
+	switch {
+	case p.seq != nil:
 		s.shapes.put(p.seq[0], p.seq)
+	case p.n > 0:
+		// The same sequence, or the start of it: no copy. put also
+		// tells the connection the shape's pass ran (see solo).
+		s.shapes.put(p.shape[0], p.shape[:p.n:p.n])
+	}
+	p.mu.Unlock()
+}
+
+// record adds c to the pass's checks. Called with p.mu held.
+func (p *passChecks) record(c check) {
+	if p.seq == nil && p.n < len(p.shape) && p.shape[p.n] == c {
+		p.n++
+		return
+	}
+	if p.seq == nil {
+		p.seq = make([]check, p.n, max(len(p.shape), p.n+4))
+		copy(p.seq, p.shape)
+	}
+	if len(p.seq) < maxShapeChecks {
+		p.seq = append(p.seq, c)
 	}
 }
 
@@ -195,8 +223,9 @@ func (w *opWatch) arm(d time.Duration) bool {
 	w.expired.Store(false)
 	w.deadline.Store(time.Now().Add(d).UnixNano())
 	if w.timer == nil {
-		w.timer = time.AfterFunc(min(d, watchPoll), w.fire)
-		return true
+		// Made idle and started by Reset, so that fire, which reads
+		// w.timer, never runs before it is set.
+		w.timer = time.AfterFunc(math.MaxInt64, w.fire)
 	}
 	w.timer.Reset(min(d, watchPoll))
 	return true
@@ -256,15 +285,14 @@ func (s *sftpConn) take(c check) (*prefetched, error) {
 	if p.ended {
 		return nil, nil
 	}
-	if len(p.seq) == 0 {
-		shape := s.shapes.get(c)
-		p.seq = make([]check, 0, max(len(shape), 4))
-		p.seq = append(p.seq, c)
-		if err := s.prefetch(c, shape); err != nil {
+	if p.seq == nil && p.n == 0 {
+		p.shape = s.shapes.get(c)
+		p.record(c)
+		if err := s.prefetch(c, p.shape); err != nil {
 			return nil, err
 		}
-	} else if len(p.seq) < maxShapeChecks {
-		p.seq = append(p.seq, c)
+	} else {
+		p.record(c)
 	}
 	if p.answers != nil && s.changes.Load() != p.gen {
 		p.answers = nil // something changed on the node since
@@ -288,12 +316,35 @@ func (s *sftpConn) take(c check) (*prefetched, error) {
 const roundWindow = 2 * time.Second
 
 // roundAnswers are the answers fetched for other shapes by the last batch
-// on the connection, by first check.
+// on the connection and not claimed yet. A connection has a few shapes, so
+// they are a slice searched in order: a map per batch cost more than the
+// answers in it.
 type roundAnswers struct {
 	mu  sync.Mutex
 	at  time.Time
 	gen uint64
-	m   map[check][]prefetched
+	m   []shapeAnswers
+}
+
+// shapeAnswers are the answers fetched for the shape starting with first.
+type shapeAnswers struct {
+	first   check
+	answers []prefetched
+}
+
+// claim removes and returns the answers fetched for first.
+func (r *roundAnswers) claim(first check) ([]prefetched, bool) {
+	for i := range r.m {
+		if r.m[i].first == first {
+			ans := r.m[i].answers
+			r.m = slices.Delete(r.m, i, i+1)
+			if len(r.m) == 0 {
+				r.m = nil // would hold the answers until the next batch, on every connection
+			}
+			return ans, true
+		}
+	}
+	return nil, false
 }
 
 // prefetch gives the pass starting with first the answers to its shape
@@ -309,11 +360,7 @@ func (s *sftpConn) prefetch(first check, seq []check) error {
 	defer r.mu.Unlock()
 	gen := s.changes.Load()
 	now := s.now()
-	if ans, ok := r.m[first]; ok {
-		delete(r.m, first)
-		if len(r.m) == 0 {
-			r.m = nil // the map's buckets would outlive the round, on every connection
-		}
+	if ans, ok := r.claim(first); ok {
 		if r.gen == gen && now.Sub(r.at) < roundWindow {
 			s.pass.answers, s.pass.gen = ans, gen
 			return nil
@@ -321,7 +368,8 @@ func (s *sftpConn) prefetch(first check, seq []check) error {
 	}
 	var others []shapeSeq
 	if len(seq) > 0 {
-		others = s.shapes.others(first, nil)
+		var buf [maxShapes]shapeSeq // on the stack: others does not keep it
+		others = s.shapes.others(first, buf[:0])
 	}
 	if len(seq)+len(others) < 2 {
 		return nil
@@ -336,9 +384,12 @@ func (s *sftpConn) prefetch(first check, seq []check) error {
 	// Every shape's answer slots in one allocation, as are the groups.
 	slots := make([]prefetched, 0, n)
 	own := s.queue(b, seq, &slots)
-	groups := make([][]prefetched, 0, len(others))
-	for _, o := range others {
-		groups = append(groups, s.queue(b, o.seq, &slots))
+	var groups []shapeAnswers
+	if len(others) > 0 {
+		groups = make([]shapeAnswers, len(others))
+		for i, o := range others {
+			groups[i] = shapeAnswers{o.first, s.queue(b, o.seq, &slots)}
+		}
 	}
 	if err := s.sc.Do(b); err != nil {
 		return err
@@ -347,18 +398,18 @@ func (s *sftpConn) prefetch(first check, seq []check) error {
 	s.pass.answers, s.pass.gen = own, gen
 	// What the last round left unclaimed: its pass does not come with
 	// the others.
-	var stale []check
-	for f := range r.m {
-		stale = append(stale, f)
-	}
-	s.shapes.unclaimed(stale)
-	r.m = nil
-	if len(others) > 0 {
-		r.m = make(map[check][]prefetched, len(others))
-		for i, o := range others {
-			s.answer(b, groups[i])
-			r.m[o.first] = groups[i]
+	if len(r.m) > 0 {
+		stale := make([]check, len(r.m))
+		for i, g := range r.m {
+			stale[i] = g.first
 		}
+		s.shapes.unclaimed(stale)
+	}
+	for i := range groups {
+		s.answer(b, groups[i].answers)
+	}
+	r.m = groups
+	if groups != nil {
 		r.at, r.gen = now, gen
 	}
 	return nil

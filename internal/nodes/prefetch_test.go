@@ -312,3 +312,46 @@ func statTwice(p string) func(context.Context, Conn) error {
 		return err
 	}
 }
+
+// A pass that repeats its shape's sequence records it without a copy
+// (testing.AllocsPerRun: none), and one that strays or stops short leaves
+// the sequence it made.
+func TestPassRecordsShapeWithoutCopy(t *testing.T) {
+	a, b, c, x := check{checkStat, "/a"}, check{checkStat, "/b"}, check{checkLstat, "/c"}, check{checkHeld, "/x"}
+	shape := []check{a, b, c}
+	run := func(seq ...check) []check {
+		ss := &sftpSession{}
+		ss.shapes.put(a, shape)
+		p := passChecks{shape: ss.shapes.get(a)}
+		for _, k := range seq {
+			p.record(k)
+		}
+		(&sftpConn{sftpSession: ss, pass: &p}).endPass()
+		return ss.shapes.get(a)
+	}
+	for _, tc := range []struct {
+		name      string
+		seq, want []check
+	}{
+		{"same", []check{a, b, c}, shape},
+		{"short", []check{a, b}, []check{a, b}},
+		{"strays", []check{a, x, c}, []check{a, x, c}},
+		{"longer", []check{a, b, c, x}, []check{a, b, c, x}},
+	} {
+		if got := run(tc.seq...); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: remembered %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if got := run(a, b, c); &got[0] != &shape[0] {
+		t.Error("the same sequence was copied")
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		p := passChecks{shape: shape}
+		for _, k := range shape {
+			p.record(k)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("repeating the shape allocated %.0f times", allocs)
+	}
+}

@@ -58,6 +58,11 @@ func (r *RecordingConn) ReadFile(ctx context.Context, path string) ([]byte, fs.F
 	return r.conn.ReadFile(ctx, path)
 }
 
+// fileMatches lets FileMatches reach the wrapped Conn's: it only reads.
+func (r *RecordingConn) fileMatches(ctx context.Context, path string, want []byte) (bool, fs.FileMode, error) {
+	return FileMatches(ctx, r.conn, path, want)
+}
+
 // Stat implements Conn: it reads the node.
 func (r *RecordingConn) Stat(ctx context.Context, path string) (FileInfo, error) {
 	return r.conn.Stat(ctx, path)

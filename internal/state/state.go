@@ -151,7 +151,7 @@ type Store struct {
 	nodes        map[string]Node
 	apps         map[string]App
 	probe        Probe
-	reconcilers  map[string]ReconcilerStatus
+	reconcilers  map[string]*ReconcilerStatus // pointers: see UpdateReconciler
 	listeners    map[string][]func()
 
 	fleetListed time.Time // FleetListed: discovery's view
@@ -182,7 +182,7 @@ func New() *Store {
 	return &Store{
 		nodes:       map[string]Node{},
 		apps:        map[string]App{},
-		reconcilers: map[string]ReconcilerStatus{},
+		reconcilers: map[string]*ReconcilerStatus{},
 		listeners:   map[string][]func(){},
 	}
 }
@@ -211,6 +211,16 @@ func (s *Store) PKI() PKI {
 	p := s.pki
 	p.CAs = slices.Clone(p.CAs)
 	return p
+}
+
+// Bundle returns the published CA bundle: what a trust pass needs of the
+// PKI, on every node and round, without PKI's copy of the certificate
+// list. The bytes are shared (SetPKI replaces a bundle, never changes it):
+// read them only.
+func (s *Store) Bundle() []byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.pki.Bundle
 }
 
 // RotationUnderWay reports whether a CA rotation phase is published.
@@ -474,19 +484,28 @@ func (s *Store) SetProbe(p Probe) {
 func (s *Store) Reconcilers() []ReconcilerStatus {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := slices.Collect(maps.Values(s.reconcilers))
+	out := make([]ReconcilerStatus, 0, len(s.reconcilers))
+	for _, r := range s.reconcilers {
+		out = append(out, *r)
+	}
 	slices.SortFunc(out, func(a, b ReconcilerStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
-// UpdateReconciler applies fn to a reconciler's record.
+// UpdateReconciler applies fn to a reconciler's record, under the
+// store's lock: fn must not keep the pointer it is given.
 func (s *Store) UpdateReconciler(name string, fn func(*ReconcilerStatus)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// fn gets the stored record itself: a copy handed to a function
+	// value escapes, and this runs after every reconcile of every node.
 	r := s.reconcilers[name]
+	if r == nil {
+		r = &ReconcilerStatus{Name: name}
+		s.reconcilers[name] = r
+	}
+	fn(r)
 	r.Name = name
-	fn(&r)
-	s.reconcilers[name] = r
 }
 
 // Hash is the hex sha256 used for every content comparison in the operator.
