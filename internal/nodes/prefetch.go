@@ -146,9 +146,18 @@ type prefetched struct {
 	err   error
 }
 
-// startPass returns the view of s a pass on ctx uses.
+// startPass returns the view of s a pass on ctx uses: one allocation
+// holding the view and the pass's record.
 func (s *sftpConn) startPass(ctx context.Context) *sftpConn {
-	return &sftpConn{sftpSession: s.sftpSession, pass: &passChecks{watch: opWatch{ctx: ctx, closeConn: s.c.closeTimedOut}}}
+	v := &passView{conn: sftpConn{sftpSession: s.sftpSession}, checks: passChecks{watch: opWatch{ctx: ctx, conn: s.c}}}
+	v.conn.pass = &v.checks
+	return &v.conn
+}
+
+// passView is a pass's view of a connection with its record.
+type passView struct {
+	conn   sftpConn
+	checks passChecks
 }
 
 // endPass remembers the pass's checks for the next pass of its shape.
@@ -201,12 +210,12 @@ func (s *sftpConn) passWatch(ctx context.Context) *opWatch {
 // take milliseconds and the timer almost never fires. A pass runs its ops
 // one after another.
 type opWatch struct {
-	ctx       context.Context
-	closeConn func()
-	timer     *time.Timer
-	deadline  atomic.Int64 // unix nanoseconds: when the op in flight outlives its timeout
-	inFlight  atomic.Bool
-	expired   atomic.Bool
+	ctx      context.Context
+	conn     *client // closed (closeTimedOut) when an op hangs
+	timer    *time.Timer
+	deadline atomic.Int64 // unix nanoseconds: when the op in flight outlives its timeout
+	inFlight atomic.Bool
+	expired  atomic.Bool
 }
 
 // watchPoll bounds how long an op blocked on a silent node outlives its
@@ -239,9 +248,9 @@ func (w *opWatch) fire() {
 	switch {
 	case left <= 0:
 		w.expired.Store(true)
-		w.closeConn()
+		w.conn.closeTimedOut()
 	case w.ctx.Err() != nil:
-		w.closeConn()
+		w.conn.closeTimedOut()
 	default:
 		w.timer.Reset(min(left, watchPoll))
 	}
