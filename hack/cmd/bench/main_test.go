@@ -1,6 +1,10 @@
 package main
 
 import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -32,4 +36,22 @@ func TestParseMemLimits(t *testing.T) {
 			t.Errorf("parseMemLimits(%q, %d) = %q, %v; want %q", c.in, c.nodes, got, err, c.want)
 		}
 	}
+}
+
+// A contender's peak RSS is its own, not the bench's: a child of a big Go
+// process reports the parent's size in ru_maxrss.
+func TestMeasurePeakRSSIsTheContenders(t *testing.T) {
+	ballast := make([]byte, 100<<20)
+	for i := range ballast {
+		ballast[i] = 1
+	}
+	cmd := exec.Command("/bin/sleep", "0.6")
+	s, err := measure(context.Background(), cmd, filepath.Join(t.TempDir(), "log"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.MaxRSSKiB <= 0 || s.MaxRSSKiB > 20<<10 {
+		t.Errorf("sleep's peak RSS %d KiB, with this process holding %d MiB", s.MaxRSSKiB, len(ballast)>>20)
+	}
+	runtime.KeepAlive(ballast)
 }

@@ -47,8 +47,9 @@ carries the end state:
 
 Columns: **wall** min / median / max; **CPU** user+sys of the contender's process
 tree (every descendant, OpenSSH ControlPersist masters included); **peak RSS** the
-largest single process (ru_maxrss, as ` + "`/usr/bin/time -v`" + `) and, for
-multi-process contenders, the peak of the summed RSS of the tree; **fleet CPU**
+largest single process (its VmHWM, read with the tree every 250 ms; rusage's
+ru_maxrss would report at least the bench's own size for every process it starts)
+and, for multi-process contenders, the peak of the summed RSS of the tree; **fleet CPU**
 the CPU time of every process on the fleet's hosts during the run (sshd,
 sftp-server, remote shells, Ansible's Python); **total CPU** the two together, the
 contender's whole cost on this machine; **machine CPU** all CPU time on the

@@ -26,9 +26,13 @@ type Sample struct {
 	// subreaper, ends after the run and reaps.
 	UserS float64 `json:"userS"`
 	SysS  float64 `json:"sysS"`
-	// MaxRSSKiB is the largest single process's peak (rusage ru_maxrss, as
-	// /usr/bin/time -v reports it); TreeRSSKiB the peak of the summed RSS of
-	// the whole tree, sampled every 250 ms.
+	// MaxRSSKiB is the largest single process's peak: its VmHWM, read with
+	// the tree every 250 ms (a process's last sample holds its peak up to
+	// then). Not rusage's ru_maxrss: a child of this process reports at
+	// least this process's own peak there (Linux records the address space
+	// it leaves at exec, which a child started from Go shares), so every
+	// contender would read as big as the bench. TreeRSSKiB is the peak of
+	// the summed RSS of the whole tree, from the same samples.
 	MaxRSSKiB  int64 `json:"maxRSSKiB"`
 	TreeRSSKiB int64 `json:"treeRSSKiB"`
 	// MachineCPUS is the CPU time every process on the machine used during
@@ -79,10 +83,10 @@ func children(pid int) []int {
 	return out
 }
 
-// treeRSS sums the resident set of the trees rooted at roots, in KiB.
-func treeRSS(roots []int) int64 {
+// treeRSS sums the resident set of the trees rooted at roots, in KiB, and
+// returns the largest VmHWM among them.
+func treeRSS(roots []int) (sum, hwm int64) {
 	page := int64(os.Getpagesize() / 1024)
-	var sum int64
 	seen := map[int]bool{}
 	stack := append([]int(nil), roots...)
 	for len(stack) > 0 {
@@ -98,9 +102,12 @@ func treeRSS(roots []int) int64 {
 				sum += n * page
 			}
 		}
+		if st, err := procStatusKiB(pid); err == nil {
+			hwm = max(hwm, st["VmHWM"])
+		}
 		stack = append(stack, children(pid)...)
 	}
-	return sum
+	return sum, hwm
 }
 
 // machineBusy is the CPU time all CPUs spent not idle, from /proc/stat.
@@ -187,7 +194,7 @@ func measure(ctx context.Context, cmd *exec.Cmd, logPath string, holders []int) 
 		}
 		return out
 	}
-	var peak int64
+	var peak, peakHWM int64
 	var mu sync.Mutex
 	stop := make(chan struct{})
 	sampled := make(chan struct{})
@@ -196,9 +203,9 @@ func measure(ctx context.Context, cmd *exec.Cmd, logPath string, holders []int) 
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
 		for {
-			rss := treeRSS(append([]int{main}, adopted()...))
+			rss, hwm := treeRSS(append([]int{main}, adopted()...))
 			mu.Lock()
-			peak = max(peak, rss)
+			peak, peakHWM = max(peak, rss), max(peakHWM, hwm)
 			mu.Unlock()
 			select {
 			case <-stop:
@@ -214,7 +221,6 @@ func measure(ctx context.Context, cmd *exec.Cmd, logPath string, holders []int) 
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		s.UserS += tv(ru.Utime)
 		s.SysS += tv(ru.Stime)
-		s.MaxRSSKiB = max(s.MaxRSSKiB, ru.Maxrss)
 	}
 	// Daemonised leftovers (ControlPersist masters) are part of the run:
 	// end them and count what they used.
@@ -237,14 +243,13 @@ func measure(ctx context.Context, cmd *exec.Cmd, logPath string, holders []int) 
 		}
 		s.UserS += tv(ru.Utime)
 		s.SysS += tv(ru.Stime)
-		s.MaxRSSKiB = max(s.MaxRSSKiB, ru.Maxrss)
 	}
 	s.MachineCPUS = machineBusy() - m0
 	// Connections closed at exit: give sshd a moment to reap its children.
 	time.Sleep(300 * time.Millisecond)
 	s.FleetCPUS = fleetCPU(holders) - f0
 	mu.Lock()
-	s.TreeRSSKiB = peak
+	s.TreeRSSKiB, s.MaxRSSKiB = peak, peakHWM
 	mu.Unlock()
 	if waitErr != nil {
 		return s, fmt.Errorf("%s: %w\n%s", strings.Join(cmd.Args, " "), waitErr, tail(logPath, 15))
