@@ -190,7 +190,7 @@ func nodeInSync(n *state.Node, active []string) bool {
 // o.changes. Contents are compared as bytes; hashes are computed only to
 // name a change.
 func syncFile(ctx context.Context, c nodes.Conn, path string, want []byte, perm fs.FileMode, o *outcome) error {
-	same, mode, err := nodes.FileMatches(ctx, c, path, want)
+	same, have, mode, err := nodes.FileMatches(ctx, c, path, want)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		o.changes = append(o.changes, fmt.Sprintf("create %s (sha256 %s, mode %s)", path, short(state.Hash(want)), octal(perm)))
@@ -199,13 +199,6 @@ func syncFile(ctx context.Context, c nodes.Conn, path string, want []byte, perm 
 		return err
 	}
 	if !same {
-		// Read again only to name what is there: a file about to be
-		// replaced, so rarely.
-		// (Gone meanwhile, fs.ErrNotExist: the write creates it.)
-		have, _, err := c.ReadFile(ctx, path)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
 		o.changes = append(o.changes, fmt.Sprintf("update %s: sha256 %s -> %s", path, short(state.Hash(have)), short(state.Hash(want))))
 		return c.WriteFile(ctx, path, want, perm)
 	}

@@ -95,18 +95,22 @@ func (e *execConn) HostKeyAcceptedOnFirstUse() bool { return e.c.acceptedNew }
 
 // FileMatches reports whether path holds exactly want, and path's
 // permission bits: what a pass that keeps a file in place needs from
-// ReadFile, without the content. Over SFTP a file unchanged since it was
-// last read is compared in the connection's cache instead of being copied
-// out of it; other connections read it. The error is ReadFile's.
-func FileMatches(ctx context.Context, c Conn, path string, want []byte) (bool, fs.FileMode, error) {
+// ReadFile. The content comes back (have) only when it differs, to name
+// the change: over SFTP a file unchanged since it was last read is
+// compared in the connection's cache instead of being copied out of it;
+// other connections read it. The error is ReadFile's.
+func FileMatches(ctx context.Context, c Conn, path string, want []byte) (same bool, have []byte, mode fs.FileMode, err error) {
 	if m, ok := c.(fileMatcher); ok {
 		return m.fileMatches(ctx, path, want)
 	}
-	have, mode, err := c.ReadFile(ctx, path)
-	return err == nil && bytes.Equal(have, want), mode, err
+	have, mode, err = c.ReadFile(ctx, path)
+	if err != nil || bytes.Equal(have, want) {
+		return err == nil, nil, mode, err
+	}
+	return false, have, mode, nil
 }
 
 // fileMatcher is a Conn that compares a file without handing it out.
 type fileMatcher interface {
-	fileMatches(ctx context.Context, path string, want []byte) (bool, fs.FileMode, error)
+	fileMatches(ctx context.Context, path string, want []byte) (same bool, have []byte, mode fs.FileMode, err error)
 }

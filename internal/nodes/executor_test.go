@@ -734,6 +734,7 @@ func TestFileMatches(t *testing.T) {
 	must(t, os.WriteFile(p, []byte("AAAA\n"), 0o640))
 	type result struct {
 		same bool
+		have string
 		mode fs.FileMode
 		err  error
 	}
@@ -741,7 +742,9 @@ func TestFileMatches(t *testing.T) {
 		t.Helper()
 		var r result
 		must(t, e.Do(ctx, cfg, d.Addr, func(ctx context.Context, c Conn) error {
-			r.same, r.mode, r.err = FileMatches(ctx, wrap(c), p, []byte(want))
+			var have []byte
+			r.same, have, r.mode, r.err = FileMatches(ctx, wrap(c), p, []byte(want))
+			r.have = string(have)
 			return nil
 		}))
 		return r
@@ -756,13 +759,13 @@ func TestFileMatches(t *testing.T) {
 		// Twice each: the first may read in full, the second is answered
 		// from the cache.
 		for range 2 {
-			if r := check(w.wrap, "AAAA\n"); !r.same || r.mode != 0o640 || r.err != nil {
+			if r := check(w.wrap, "AAAA\n"); !r.same || r.have != "" || r.mode != 0o640 || r.err != nil {
 				t.Errorf("%s: same content: %+v", w.name, r)
 			}
-			if r := check(w.wrap, "AAAB\n"); r.same || r.mode != 0o640 || r.err != nil {
+			if r := check(w.wrap, "AAAB\n"); r.same || r.have != "AAAA\n" || r.mode != 0o640 || r.err != nil {
 				t.Errorf("%s: other content: %+v", w.name, r)
 			}
-			if r := check(w.wrap, "AAAA"); r.same || r.err != nil {
+			if r := check(w.wrap, "AAAA"); r.same || r.have != "AAAA\n" || r.err != nil {
 				t.Errorf("%s: a prefix: %+v", w.name, r)
 			}
 		}

@@ -129,18 +129,25 @@ func (s *sftpConn) ReadFile(ctx context.Context, p string) (data []byte, mode fs
 // fileMatches implements FileMatches: ReadFile's requests, compared with
 // want where the content is, so a file answered from the cache is not
 // copied out of it (every placed file, on every node and round).
-func (s *sftpConn) fileMatches(ctx context.Context, p string, want []byte) (same bool, mode fs.FileMode, err error) {
+func (s *sftpConn) fileMatches(ctx context.Context, p string, want []byte) (same bool, have []byte, mode fs.FileMode, err error) {
 	err = s.op(ctx, "read", p, func() error {
 		cached, hit, data, m, err := s.read(p)
-		if hit {
-			same = cached == string(want)
-		} else {
-			same = bytes.Equal(data, want)
-		}
 		mode = m
-		return err
+		switch {
+		case err != nil:
+			return err
+		case hit:
+			if same = cached == string(want); !same {
+				have = []byte(cached)
+			}
+		default:
+			if same = bytes.Equal(data, want); !same {
+				have = data
+			}
+		}
+		return nil
 	})
-	return same, mode, err
+	return same, have, mode, err
 }
 
 // read is ReadFile's requests. A cache hit comes back as the cache's

@@ -59,7 +59,7 @@ func (r *RecordingConn) ReadFile(ctx context.Context, path string) ([]byte, fs.F
 }
 
 // fileMatches lets FileMatches reach the wrapped Conn's: it only reads.
-func (r *RecordingConn) fileMatches(ctx context.Context, path string, want []byte) (bool, fs.FileMode, error) {
+func (r *RecordingConn) fileMatches(ctx context.Context, path string, want []byte) (bool, []byte, fs.FileMode, error) {
 	return FileMatches(ctx, r.conn, path, want)
 }
 
