@@ -197,8 +197,8 @@ esac
 	if _, err := writeFile(s.dir, "hosts.txt", []byte(strings.Join(s.addrs(), "\n")+"\n"), 0o644); err != nil {
 		return "", err
 	}
-	if len(s.hosts) >= 10*subsetNodes {
-		if _, err := writeFile(s.dir, subsetHostsFile, []byte(strings.Join(s.addrs()[:subsetNodes], "\n")+"\n"), 0o644); err != nil {
+	if sub := s.subset(); sub != nil {
+		if _, err := writeFile(s.dir, subsetHostsFile, []byte(strings.Join(sub.addrs(), "\n")+"\n"), 0o644); err != nil {
 			return "", err
 		}
 	}

@@ -108,16 +108,15 @@ func (b *bench) measureSize(ctx context.Context, n int, full bool) (*Run, error)
 			}})
 		case "ssh-xargs":
 			groups = append(groups, group{name, reps, func(ctx context.Context, r *Run) error {
-				if err := b.timed(ctx, s, r, sshXargs, s.seedCmd(ctx, seed, "xargs")); err != nil || !full || len(s.hosts) < 10*subsetNodes {
+				sub := s.subset()
+				if err := b.timed(ctx, s, r, sshXargs, s.seedCmd(ctx, seed, "xargs")); err != nil || !full || sub == nil {
 					return err
 				}
-				// The same 100 hosts as the operator's subset pass.
-				sub := *s
-				sub.hosts = s.hosts[:subsetNodes]
+				// The same hosts as the operator's subset pass.
 				if err := reset(ctx, sub.hosts); err != nil {
 					return err
 				}
-				return b.timed(ctx, &sub, r, sshXargsSub, s.seedCmd(ctx, seed, "xargs", filepath.Join(s.dir, subsetHostsFile)))
+				return b.timed(ctx, sub, r, sshXargsSub, s.seedCmd(ctx, seed, "xargs", filepath.Join(s.dir, subsetHostsFile)))
 			}})
 		}
 	}
@@ -191,22 +190,31 @@ func (b *bench) operatorGroup(ctx context.Context, s *setup, r *Run, full bool) 
 	if err := b.timedOperator(ctx, s, r, opDrift); err != nil {
 		return err
 	}
-	if len(s.hosts) >= 10*subsetNodes {
-		return b.subsetCold(ctx, s, r)
+	if sub := s.subset(); sub != nil {
+		return b.subsetCold(ctx, sub, r)
 	}
 	return nil
 }
 
-// subsetNodes is the size of the cold pass subsetCold measures.
+// subsetNodes is the size of the cold passes over part of a big fleet.
 const subsetNodes = 100
 
-// subsetCold is a cold pass over the fleet's first subsetNodes hosts, on
+// subset is s limited to its first subsetNodes hosts, for the subset
+// passes of a fleet of at least ten times that; nil for a smaller one.
+func (s *setup) subset() *setup {
+	if len(s.hosts) < 10*subsetNodes {
+		return nil
+	}
+	sub := *s
+	sub.hosts = s.hosts[:subsetNodes]
+	return &sub
+}
+
+// subsetCold is a cold pass over sub (the fleet's first subsetNodes hosts), on
 // the machine as the full pass finds it (every host's namespace and sshd
 // running): the ratio of the two is the operator's own scaling, apart from
 // what a bigger fleet costs the shared machine whoever drives it.
-func (b *bench) subsetCold(ctx context.Context, s *setup, r *Run) error {
-	sub := *s
-	sub.hosts = s.hosts[:subsetNodes]
+func (b *bench) subsetCold(ctx context.Context, sub *setup, r *Run) error {
 	var err error
 	if sub.spec, err = sub.writeSpecFile("registry-subset.yaml", b.c.interval.String()); err != nil {
 		return err
@@ -214,7 +222,7 @@ func (b *bench) subsetCold(ctx context.Context, s *setup, r *Run) error {
 	if err := reset(ctx, sub.hosts); err != nil {
 		return err
 	}
-	return b.timedOperator(ctx, &sub, r, opColdSub)
+	return b.timedOperator(ctx, sub, r, opColdSub)
 }
 
 func (b *bench) timedOperator(ctx context.Context, s *setup, r *Run, name string) error {
