@@ -18,6 +18,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -126,6 +127,47 @@ func metricIs(sb *sandbox.Sandbox, want float64, name string, kv ...string) sand
 			return true, ""
 		}
 		return false, m.Describe(name)
+	}
+}
+
+// driftRisen waits until driftMetric has risen from before by exactly
+// rise[r] for each reconciler r ("" for the sum over all of them). A node
+// pass counts its correction when it ends, after the repair is already
+// visible on the node and the status page still shows the node in sync
+// from before, so the count may trail what a test sees by a moment. A
+// counter only grows: once every count has reached its rise, one more
+// scrape must find each exactly there.
+func driftRisen(t *testing.T, sb *sandbox.Sandbox, before sandbox.Metrics, rise map[string]float64) {
+	t.Helper()
+	names := slices.Sorted(maps.Keys(rise))
+	sum := func(m sandbox.Metrics, r string) float64 {
+		if r == "" {
+			return m.Sum(driftMetric)
+		}
+		return m.Sum(driftMetric, "reconciler", r)
+	}
+	var want []string
+	for _, r := range names {
+		want = append(want, fmt.Sprintf("%s{reconciler=%q} rose by %g (from %g)", driftMetric, r, rise[r], sum(before, r)))
+	}
+	what := strings.Join(want, ", ")
+	sb.Eventually(t, 10*time.Second, what, func(ctx context.Context) (bool, string) {
+		m, err := sb.Metrics(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, r := range names {
+			if sum(m, r)-sum(before, r) < rise[r] {
+				return false, m.Describe(driftMetric)
+			}
+		}
+		return true, ""
+	})
+	m := metrics(t, sb)
+	for _, r := range names {
+		if sum(m, r)-sum(before, r) != rise[r] {
+			sb.Fail(t, what, m.Describe(driftMetric))
+		}
 	}
 }
 
