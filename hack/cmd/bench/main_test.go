@@ -55,3 +55,16 @@ func TestMeasurePeakRSSIsTheContenders(t *testing.T) {
 	}
 	runtime.KeepAlive(ballast)
 }
+
+func TestParseCPULine(t *testing.T) {
+	// A /proc/stat "cpu" line: user nice system idle iowait irq softirq
+	// steal guest guest_nice, in USER_HZ.
+	fs := strings.Fields("cpu  1000 20 300 90000 40 5 60 700 0 0")
+	busy, steal := parseCPULine(fs)
+	if want := (1000 + 20 + 300 + 5 + 60 + 700) / 100.0; busy != want {
+		t.Errorf("busy = %g s, want %g s (idle and iowait left out)", busy, want)
+	}
+	if steal != 7 {
+		t.Errorf("steal = %g s, want 7 s", steal)
+	}
+}

@@ -38,6 +38,10 @@ type Sample struct {
 	// MachineCPUS is the CPU time every process on the machine used during
 	// the run (/proc/stat), sshd servers and kernel included.
 	MachineCPUS float64 `json:"machineCPUS"`
+	// StealS is the time the hypervisor ran something else while this
+	// machine's CPUs had work (/proc/stat's steal, all CPUs), during the
+	// run: a slower repetition with steal is the host's, not the run's.
+	StealS float64 `json:"stealS"`
 	// FleetCPUS is the CPU time of every process on the fleet's hosts used
 	// during the run: sshd, sftp-server, remote shells and Python. Unlike
 	// MachineCPUS it excludes other tenants of a shared machine.
@@ -110,28 +114,33 @@ func treeRSS(roots []int) (sum, hwm int64) {
 	return sum, hwm
 }
 
-// machineBusy is the CPU time all CPUs spent not idle, from /proc/stat.
-func machineBusy() float64 {
+// machineBusy is the CPU time all CPUs spent not idle, and of it the time
+// stolen by the hypervisor, in seconds, from /proc/stat.
+func machineBusy() (busy, steal float64) {
 	f, err := os.Open("/proc/stat")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) < 9 || fs[0] != "cpu" {
-			continue
+		if fs := strings.Fields(sc.Text()); len(fs) >= 9 && fs[0] == "cpu" {
+			return parseCPULine(fs)
 		}
-		var busy int64
-		// user nice system idle iowait irq softirq steal
-		for _, i := range []int{1, 2, 3, 6, 7, 8} {
-			v, _ := strconv.ParseInt(fs[i], 10, 64)
-			busy += v
-		}
-		return float64(busy) / 100 // USER_HZ
 	}
-	return 0
+	return 0, 0
+}
+
+// parseCPULine reads the "cpu" line's fields: user nice system idle iowait
+// irq softirq steal, in USER_HZ (100 per second).
+func parseCPULine(fs []string) (busy, steal float64) {
+	var b int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, _ := strconv.ParseInt(fs[i], 10, 64)
+		b += v
+	}
+	st, _ := strconv.ParseInt(fs[8], 10, 64)
+	return float64(b) / 100, float64(st) / 100
 }
 
 // fleetCPU is the CPU time, in seconds, of everything that ran on the hosts
@@ -179,7 +188,8 @@ func measure(ctx context.Context, cmd *exec.Cmd, logPath string, holders []int) 
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	s := Sample{Load1: load1()}
-	m0, f0 := machineBusy(), fleetCPU(holders)
+	m0, st0 := machineBusy()
+	f0 := fleetCPU(holders)
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		return s, fmt.Errorf("start %s: %w", cmd.Path, err)
@@ -244,7 +254,8 @@ func measure(ctx context.Context, cmd *exec.Cmd, logPath string, holders []int) 
 		s.UserS += tv(ru.Utime)
 		s.SysS += tv(ru.Stime)
 	}
-	s.MachineCPUS = machineBusy() - m0
+	m1, st1 := machineBusy()
+	s.MachineCPUS, s.StealS = m1-m0, st1-st0
 	// Connections closed at exit: give sshd a moment to reap its children.
 	time.Sleep(300 * time.Millisecond)
 	s.FleetCPUS = fleetCPU(holders) - f0

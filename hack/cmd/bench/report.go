@@ -182,9 +182,9 @@ func targets(res *Results) []target {
 			// the big fleet lived shows here and in the subset passes.
 			var reps []string
 			for _, x := range r.Samples[opCold] {
-				reps = append(reps, fmtS(x.WallS))
+				reps = append(reps, fmt.Sprintf("%s (steal %s)", fmtS(x.WallS), fmtS(x.StealS)))
 			}
-			ts[len(ts)-1].detail += fmt.Sprintf(" (the repetitions at 1000, in order: %s)", strings.Join(reps, ", "))
+			ts[len(ts)-1].detail += fmt.Sprintf(" (the repetitions at 1000, in order, with the CPU time the hypervisor took from this machine during each: %s)", strings.Join(reps, ", "))
 		}
 		// The fleet itself grows on the same two cores: the other contenders
 		// show how much of the growth is the fleet's.

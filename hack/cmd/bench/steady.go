@@ -39,6 +39,7 @@ type Steady struct {
 	// first pass, which dials every node.
 	FirstPassS  float64 `json:"firstPassS"`
 	MachineCPUS float64 `json:"machineCPUS"` // whole machine over the window
+	StealS      float64 `json:"stealS"`      // of it, stolen by the hypervisor
 	FleetCPUS   float64 `json:"fleetCPUS"`   // the hosts' sshd and sftp-server over the window
 	Load1       float64 `json:"load1"`
 	// The Go runtime's own account at the end of the window (/metrics):
@@ -229,7 +230,8 @@ func steady(ctx context.Context, s *setup, interval, window time.Duration, memLi
 	if err != nil {
 		return nil, err
 	}
-	mach0, fleet0 := machineBusy(), fleetCPU(s.holders())
+	mach0, steal0 := machineBusy()
+	fleet0 := fleetCPU(s.holders())
 	st.Load1 = load1()
 	t0 := time.Now()
 	var lastStart time.Time
@@ -253,7 +255,8 @@ func steady(ctx context.Context, s *setup, interval, window time.Duration, memLi
 		return nil, err
 	}
 	el := time.Since(t0).Seconds()
-	st.MachineCPUS = machineBusy() - mach0
+	mach1, steal1 := machineBusy()
+	st.MachineCPUS, st.StealS = mach1-mach0, steal1-steal0
 	st.FleetCPUS = fleetCPU(s.holders()) - fleet0
 	m1, err := scrape(ctx, base+"/metrics")
 	if err != nil {
