@@ -190,6 +190,32 @@ func TestAPIStatusGolden(t *testing.T) {
 	}
 }
 
+// The reply's buffers are reused between requests: a shorter reply after a
+// longer one is exactly json.MarshalIndent's text, nothing of the longer
+// one left behind.
+func TestAPIStatusReusedBuffersHoldOnlyTheReply(t *testing.T) {
+	store := mixedStore()
+	h := newHandler(store, testConfig, logr.Discard(), func() time.Time { return testNow })
+	get := func() []byte {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, APIPath, nil))
+		return rec.Body.Bytes()
+	}
+	long := get()
+	store.SetFleet(nil)
+	short := get()
+	if len(short) >= len(long) {
+		t.Fatalf("the fleet emptied, yet the reply grew from %d to %d bytes", len(long), len(short))
+	}
+	want, err := json.MarshalIndent(Build(store, testConfig(), testNow), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want = append(want, '\n'); !bytes.Equal(short, want) {
+		t.Errorf("reply after a longer one:\n%s\nwant:\n%s", short, want)
+	}
+}
+
 func TestAPIStatusHealthyIsInSync(t *testing.T) {
 	store := healthyStore()
 	store.SetContact("198.18.0.14", true, testNow, "")

@@ -116,7 +116,9 @@ func Build(store *state.Store, cfg ConfigInfo, now time.Time) Status {
 	}
 	s.PullPassword = pullPassword(store, s.Reconcilers)
 	s.Maintenance = maintenance(store)
-	for _, n := range store.Nodes() {
+	nodes := store.Nodes()
+	s.Nodes = make([]Node, 0, len(nodes))
+	for _, n := range nodes {
 		sn := Node{Node: n, State: nodeState(n)}
 		s.NodeCounts[sn.State]++
 		s.Nodes = append(s.Nodes, sn)
