@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/registry-operator/registry-operator/internal/testing/logbuf"
 )
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -167,7 +169,7 @@ func TestRunServesAndSurvivesEdits(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := freePort(t)
-	var logs bytes.Buffer
+	var logs logbuf.Buffer // written by exec's copier while the test reads it
 	cmd := exec.Command(bin, "run", "--config", cfg, "--listen", addr)
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {

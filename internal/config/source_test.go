@@ -123,9 +123,17 @@ func TestWatchSeesEveryKindOfEdit(t *testing.T) {
 
 	s, _ := open(t, path)
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
 	changes := make(chan struct{}, 10)
-	go s.Watch(ctx, func() { changes <- struct{}{} })
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		if err := s.Watch(ctx, func() { changes <- struct{}{} }); err != nil && ctx.Err() == nil {
+			t.Errorf("watch: %v", err)
+		}
+	}()
+	// The watcher logs to t: it must have returned before the test ends
+	// and its directory is removed.
+	defer func() { cancel(); <-watching }()
 	interval := func(want time.Duration) func() bool {
 		return func() bool { return s.Spec().Reconcile.Interval.Duration == want }
 	}

@@ -353,6 +353,9 @@ func TestReadDirMany(t *testing.T) {
 // A quick check is one request; its batch comes from the pool, so a
 // steady-state pass of single requests leaves no batch behind per request.
 func TestSingleRequestsReuseBatches(t *testing.T) {
+	if raceBuild {
+		t.Skip("allocation count: the race detector's sync.Pool drops a quarter of what is put back")
+	}
 	c := startServer(t, 0)
 	present := filepath.Join(t.TempDir(), "present")
 	if err := os.WriteFile(present, []byte("x"), 0o644); err != nil {
