@@ -148,7 +148,11 @@ func driftRisen(t *testing.T, sb *sandbox.Sandbox, before sandbox.Metrics, rise 
 	}
 	var want []string
 	for _, r := range names {
-		want = append(want, fmt.Sprintf("%s{reconciler=%q} rose by %g (from %g)", driftMetric, r, rise[r], sum(before, r)))
+		series := fmt.Sprintf("%s{reconciler=%q}", driftMetric, r)
+		if r == "" {
+			series = driftMetric + " summed over every reconciler"
+		}
+		want = append(want, fmt.Sprintf("%s rose by %g (from %g)", series, rise[r], sum(before, r)))
 	}
 	what := strings.Join(want, ", ")
 	sb.Eventually(t, 10*time.Second, what, func(ctx context.Context) (bool, string) {

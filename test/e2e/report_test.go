@@ -43,8 +43,8 @@ func reportMode(t *testing.T, sb *sandbox.Sandbox) {
 		t.Fatalf("scale %s to 0: %d %v %s", sandbox.AppID, code, err, body)
 	}
 	writes := len(sb.Sim.Writes()) // ours included
-	enforced := metrics(t, sb)
-	corrections := enforced.Sum(driftMetric)
+	before := metrics(t, sb)
+	corrections := before.Sum(driftMetric)
 	injected := time.Now()
 
 	reported := check(func(ctx context.Context) error {
@@ -122,7 +122,7 @@ func reportMode(t *testing.T, sb *sandbox.Sandbox) {
 			return nil
 		}))
 	ready(t, sb)
-	driftRisen(t, sb, enforced, map[string]float64{"": 3})
+	driftRisen(t, sb, before, map[string]float64{"": 3})
 	pushPull(t, sb, 2, 1, "e2e/report:1")
 }
 
